@@ -1,0 +1,107 @@
+//! Who is calling: the key presented on `Authorization: Bearer` or `x-api-key`, checked against
+//! the admin key (virtual keys come with the key store). Comparison is on SHA-256 digests in
+//! constant time, so neither the key's content nor its length leaks through timing.
+
+use http::{header, HeaderMap};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::GatewayError;
+use crate::state::LiveState;
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The holder of the admin key.
+    Admin,
+}
+
+/// The key the caller presents: `Authorization: Bearer KEY` first, then `x-api-key`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().ok()?.trim();
+        let (scheme, key) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| key.trim())
+            .filter(|key| !key.is_empty());
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+}
+
+/// Authenticates an inference caller.
+pub fn authenticate(headers: &HeaderMap, live: &LiveState) -> Result<Caller, GatewayError> {
+    let key = presented_key(headers).ok_or(GatewayError::Unauthorized)?;
+    let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+    match live.admin_key_hash() {
+        Some(admin) if bool::from(admin.ct_eq(&digest)) => Ok(Caller::Admin),
+        _ => Err(GatewayError::Unauthorized),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use http::HeaderValue;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn live(admin: Option<&str>) -> LiveState {
+        let config = Config {
+            admin_key: admin.map(str::to_owned),
+            ..Config::default()
+        };
+        LiveState::build(config, &HashMap::new()).unwrap()
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn bearer_and_x_api_key_are_accepted() {
+        let live = live(Some("admin-secret"));
+        let ok = [
+            headers(&[("authorization", "Bearer admin-secret")]),
+            headers(&[("authorization", "bearer  admin-secret ")]),
+            headers(&[("x-api-key", "admin-secret")]),
+        ];
+        for h in ok {
+            assert_eq!(authenticate(&h, &live).unwrap(), Caller::Admin);
+        }
+    }
+
+    #[test]
+    fn wrong_missing_or_malformed_keys_are_refused() {
+        let live = live(Some("admin-secret"));
+        let bad = [
+            headers(&[]),
+            headers(&[("authorization", "Bearer nope")]),
+            headers(&[("authorization", "Basic admin-secret")]),
+            headers(&[("authorization", "admin-secret")]),
+            headers(&[("authorization", "Bearer ")]),
+            headers(&[("x-api-key", "admin-secret-")]),
+        ];
+        for h in bad {
+            assert!(authenticate(&h, &live).is_err(), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn no_admin_key_configured_refuses_everyone() {
+        let live = live(None);
+        let h = headers(&[("authorization", "Bearer anything")]);
+        assert!(authenticate(&h, &live).is_err());
+        assert!(authenticate(&h, &self::live(Some(""))).is_err());
+    }
+}

@@ -1,0 +1,198 @@
+//! The YAML configuration: types, loading, interpolation and validation of its shape.
+//!
+//! Loading is strict: unknown fields are rejected and every error names the path of the bad
+//! field (`models[1].byok: unknown variant ...`). Semantic checks that need more than one field
+//! (unknown provider, duplicate model) happen when the live state is built from it.
+
+pub mod duration;
+pub mod interpolate;
+mod model;
+mod secrets;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use interpolate::{Env, ProcessEnv};
+pub use model::{Byok, CredentialSpec, ModelConfig, Price};
+pub use secrets::{CacheConfig, SecretsConfig, SourceConfig, VaultAuth};
+
+/// Default listen address when neither config, flag nor `KEYGATE_LISTEN` gives one.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4000";
+/// Default database: the embedded SQLite file in the working directory.
+pub const DEFAULT_DATABASE: &str = "sqlite://keygate.db";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on, e.g. `127.0.0.1:4000`. Overridden by `--listen` / `KEYGATE_LISTEN`.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// The admin key: full access to inference and to the key-management APIs.
+    /// Overridden by `KEYGATE_ADMIN_KEY`. Empty means "no admin key".
+    #[serde(default)]
+    pub admin_key: Option<String>,
+    /// `sqlite://PATH` (the default, `sqlite://keygate.db`) or `postgres://...`.
+    /// Overridden by `KEYGATE_DATABASE_URL`.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Limits on what clients may send.
+    #[serde(default)]
+    pub limits: Limits,
+    /// How long a shutdown waits for in-flight requests (streams included) before closing them.
+    #[serde(
+        default = "default_shutdown_grace",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub shutdown_grace: Duration,
+    /// Where upstream provider keys come from.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
+    /// The models clients may call, each routed to one upstream.
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+    /// The Vault-compatible secrets engine that leases virtual keys.
+    #[serde(default)]
+    pub engine: EngineConfig,
+}
+
+/// Limits on client requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: default_max_body_bytes(),
+        }
+    }
+}
+
+/// The leased-keys engine (Vault dialect).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Mount path of the engine under `/v1/`, default `keygate`.
+    #[serde(default = "default_mount")]
+    pub mount: String,
+    /// Lease TTL when neither the request nor the role sets one.
+    #[serde(
+        default = "default_lease_ttl",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub default_lease_ttl: Duration,
+    /// Longest a lease may live, counted from issue, across renewals.
+    #[serde(
+        default = "default_lease_ttl",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub max_lease_ttl: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            mount: default_mount(),
+            default_lease_ttl: default_lease_ttl(),
+            max_lease_ttl: default_lease_ttl(),
+        }
+    }
+}
+
+fn default_max_body_bytes() -> usize {
+    10 * 1024 * 1024
+}
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_mount() -> String {
+    "keygate".to_owned()
+}
+fn default_lease_ttl() -> Duration {
+    Duration::from_secs(768 * 3600)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            admin_key: None,
+            database: None,
+            limits: Limits::default(),
+            shutdown_grace: default_shutdown_grace(),
+            secrets: SecretsConfig::default(),
+            models: Vec::new(),
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A `${VAR}` reference could not be resolved.
+    #[error("config {origin}: {source}")]
+    Interpolate {
+        origin: String,
+        source: interpolate::InterpolateError,
+    },
+    /// The YAML is malformed or a field is wrong; `path` names the field.
+    #[error("config {origin}: {path}: {message}")]
+    Invalid {
+        origin: String,
+        path: String,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads, interpolates and parses the file at `path`.
+    pub fn load(path: &Path, env: &dyn Env) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string(), env)
+    }
+
+    /// Interpolates and parses YAML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str, env: &dyn Env) -> Result<Self, ConfigError> {
+        let text =
+            interpolate::interpolate(text, env).map_err(|source| ConfigError::Interpolate {
+                origin: origin.to_owned(),
+                source,
+            })?;
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let de = serde_yaml_ng::Deserializer::from_str(&text);
+        serde_path_to_error::deserialize(de).map_err(|err| {
+            let path = err.path().to_string();
+            ConfigError::Invalid {
+                origin: origin.to_owned(),
+                path: if path == "." {
+                    "(top level)".to_owned()
+                } else {
+                    path
+                },
+                message: err.into_inner().to_string(),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,84 @@
+//! The HTTP surface: routes, request-body reading, and the logging middleware.
+
+mod body;
+mod chat;
+mod embeddings;
+mod messages;
+mod models;
+mod ops;
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use http::Method;
+
+use crate::error::{Dialect, ErrorReport, GatewayError};
+use crate::state::AppState;
+
+/// The whole router, ready to serve.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/chat/completions", post(chat::chat_completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/embeddings", post(embeddings::embeddings))
+        .route("/v1/models", get(models::list_models))
+        .route("/models", get(models::list_models))
+        .route("/v1/messages", post(messages::messages))
+        .route("/health/live", get(ops::live))
+        .route("/health/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(log_errors))
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: http::Uri) -> Response {
+    let error = GatewayError::NotFound {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    };
+    error.in_dialect(path_dialect(&uri)).into_response()
+}
+
+async fn method_not_allowed(method: Method, uri: http::Uri) -> Response {
+    let error = GatewayError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    };
+    error.in_dialect(path_dialect(&uri)).into_response()
+}
+
+/// The dialect an unrouted request is answered in, by its path.
+fn path_dialect(uri: &http::Uri) -> Dialect {
+    if uri.path().starts_with("/v1/messages") {
+        Dialect::Anthropic
+    } else {
+        Dialect::OpenAi
+    }
+}
+
+/// Logs failed requests (with the message the client read) and, at debug, every request.
+async fn log_errors(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match response.extensions().get::<ErrorReport>() {
+        Some(report) if status >= 500 => {
+            tracing::warn!(%method, %path, status, elapsed_ms, error = %report.message, "request failed")
+        }
+        Some(report) => {
+            tracing::info!(%method, %path, status, elapsed_ms, error = %report.message, "request refused")
+        }
+        None => tracing::debug!(%method, %path, status, elapsed_ms, "request"),
+    }
+    response
+}

@@ -1,0 +1,211 @@
+//! `POST /v1/chat/completions` (OpenAI dialect) and the request path shared with
+//! `/v1/messages`: authenticate, read, route, send, relay — translating when the caller's
+//! dialect differs from the upstream's.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::HeaderMap;
+use serde_json::Value;
+
+use super::body;
+use crate::auth;
+use crate::error::{Dialect, GatewayError};
+use crate::providers::{self, translate, Op, UpstreamRequest, Wire};
+use crate::state::AppState;
+use crate::telemetry;
+
+/// `POST /v1/chat/completions`.
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    serve_inference(&state, &headers, body, Endpoint::Chat).await
+}
+
+/// The inference endpoints sharing this path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Endpoint {
+    /// `/v1/chat/completions`.
+    Chat,
+    /// `/v1/messages`.
+    Messages,
+    /// `/v1/embeddings`.
+    Embeddings,
+}
+
+impl Endpoint {
+    fn dialect(self) -> Dialect {
+        match self {
+            Self::Messages => Dialect::Anthropic,
+            Self::Chat | Self::Embeddings => Dialect::OpenAi,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Chat => "chat_completions",
+            Self::Messages => "messages",
+            Self::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// Runs one inference request and records its metrics.
+pub(super) async fn serve_inference(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    endpoint: Endpoint,
+) -> Response {
+    let started = Instant::now();
+    let caller = endpoint.dialect();
+    let mut labels = Labels::default();
+    let response = match infer(state, headers, body, endpoint, &mut labels).await {
+        Ok(response) => response,
+        Err(error) => error.in_dialect(caller).into_response(),
+    };
+    telemetry::record_request(
+        endpoint.label(),
+        labels.model.as_deref().unwrap_or(""),
+        labels.provider,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Metric labels learned while serving.
+#[derive(Default)]
+pub(super) struct Labels {
+    pub model: Option<String>,
+    pub provider: &'static str,
+}
+
+async fn infer(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    endpoint: Endpoint,
+    labels: &mut Labels,
+) -> Result<Response, GatewayError> {
+    let caller = endpoint.dialect();
+    let live = state.live();
+    auth::authenticate(headers, &live)?;
+    let bytes = body::read_json(headers, body, live.limits.max_body_bytes).await?;
+    let peek = body::peek(&bytes)?;
+    let model = body::required_model(&peek)?;
+    let route = live
+        .models
+        .get(model)
+        .ok_or_else(|| GatewayError::UnknownModel(model.to_owned()))?;
+    labels.model = Some(route.name.clone());
+    labels.provider = route.provider.as_str();
+    let stream = endpoint != Endpoint::Embeddings && peek.stream.unwrap_or(false);
+    let key = route
+        .next_key()
+        .map_err(|reason| GatewayError::NoCredential {
+            model: route.name.clone(),
+            reason: reason.to_owned(),
+        })?;
+    let wire = route.provider.wire();
+    let forward = forwarded_headers(headers, caller, wire);
+    let same_dialect = matches!(
+        (caller, wire),
+        (Dialect::OpenAi, Wire::OpenAi) | (Dialect::Anthropic, Wire::Anthropic)
+    );
+    if endpoint == Endpoint::Embeddings && wire != Wire::OpenAi {
+        return Err(GatewayError::UnsupportedOperation {
+            model: route.name.clone(),
+            operation: "embeddings",
+        });
+    }
+    let (op, upstream_body, tree) = if same_dialect {
+        let body = if route.upstream_model == model {
+            bytes.clone()
+        } else {
+            let mut tree = body::parse_tree(&bytes)?;
+            tree["model"] = Value::String(route.upstream_model.clone());
+            Bytes::from(tree.to_string())
+        };
+        let op = match endpoint {
+            Endpoint::Chat => Op::Chat,
+            Endpoint::Messages => Op::Messages,
+            Endpoint::Embeddings => Op::Embeddings,
+        };
+        (op, body, None)
+    } else {
+        let tree = body::parse_tree(&bytes)?;
+        let (op, translated) = match caller {
+            Dialect::OpenAi => (
+                Op::Messages,
+                translate::openai_to_anthropic_request(&tree, &route.upstream_model)?,
+            ),
+            Dialect::Anthropic => (
+                Op::Chat,
+                translate::anthropic_to_openai_request(&tree, &route.upstream_model)?,
+            ),
+        };
+        (op, Bytes::from(translated.to_string()), Some(tree))
+    };
+    let response = providers::send(
+        state.client(),
+        UpstreamRequest {
+            route,
+            op,
+            body: upstream_body,
+            key,
+            stream,
+            forward: &forward,
+        },
+    )
+    .await?;
+    telemetry::record_upstream(&route.name, labels.provider, response.status().as_u16());
+    if !response.status().is_success() {
+        return Err(providers::upstream_error(response, route, caller, key).await);
+    }
+    let model = route.name.as_str();
+    match (tree, stream) {
+        (None, true) => Ok(providers::relay_sse(response, caller)),
+        (None, false) => providers::relay_json(response, model, None).await,
+        (Some(tree), true) => Ok(match caller {
+            Dialect::OpenAi => {
+                let include_usage = tree
+                    .pointer("/stream_options/include_usage")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let translator = translate::AnthropicToOpenAiStream::new(model, include_usage);
+                providers::relay_translated(response, translator, caller)
+            }
+            Dialect::Anthropic => {
+                let translator = translate::OpenAiToAnthropicStream::new(model);
+                providers::relay_translated(response, translator, caller)
+            }
+        }),
+        (Some(_), false) => {
+            let map = |value: &Value| match caller {
+                Dialect::OpenAi => translate::anthropic_to_openai_response(value, model),
+                Dialect::Anthropic => translate::openai_to_anthropic_response(value, model),
+            };
+            providers::relay_json(response, model, Some(&map)).await
+        }
+    }
+}
+
+/// Caller headers that the upstream should see: Anthropic's version and beta flags, when an
+/// Anthropic caller talks to an Anthropic upstream.
+fn forwarded_headers(headers: &HeaderMap, caller: Dialect, wire: Wire) -> HeaderMap {
+    let mut forward = HeaderMap::new();
+    if caller == Dialect::Anthropic && wire == Wire::Anthropic {
+        for name in ["anthropic-version", "anthropic-beta"] {
+            if let Some(value) = headers.get(name) {
+                forward.insert(name, value.clone());
+            }
+        }
+    }
+    forward
+}

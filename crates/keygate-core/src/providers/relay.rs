@@ -1,0 +1,189 @@
+//! Relaying upstream responses to the caller: JSON bodies (optionally translated), SSE streams
+//! passed through chunk by chunk as they arrive, and SSE streams translated event by event.
+//!
+//! A stream is never buffered whole. When the caller disconnects, axum drops the body stream,
+//! which drops the upstream response and so cancels the upstream request. A transport error
+//! mid-stream ends the stream with one error frame in the caller's dialect.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http::{header, HeaderValue, StatusCode};
+use serde_json::Value;
+
+use super::sse::{self, SseEvent, SseParser};
+use super::translate;
+use super::upstream::describe_reqwest_error;
+use crate::error::{Dialect, GatewayError};
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// Turns upstream SSE events of one dialect into client frames of the other.
+pub trait StreamTranslator: Send + 'static {
+    /// Frames (already SSE-encoded) for one upstream event.
+    fn on_event(&mut self, event: &SseEvent) -> Vec<String>;
+    /// Closing frames once the upstream stream has ended.
+    fn finish(&mut self) -> Vec<String>;
+}
+
+impl StreamTranslator for translate::AnthropicToOpenAiStream {
+    fn on_event(&mut self, event: &SseEvent) -> Vec<String> {
+        translate::AnthropicToOpenAiStream::on_event(self, event)
+    }
+    fn finish(&mut self) -> Vec<String> {
+        translate::AnthropicToOpenAiStream::finish(self)
+    }
+}
+
+impl StreamTranslator for translate::OpenAiToAnthropicStream {
+    fn on_event(&mut self, event: &SseEvent) -> Vec<String> {
+        translate::OpenAiToAnthropicStream::on_event(self, event)
+    }
+    fn finish(&mut self) -> Vec<String> {
+        translate::OpenAiToAnthropicStream::finish(self)
+    }
+}
+
+/// A JSON response with `status`.
+pub fn json_response(status: StatusCode, body: Bytes) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Reads a successful upstream JSON response and relays it, through `map` when given.
+pub async fn relay_json(
+    response: reqwest::Response,
+    model: &str,
+    map: Option<&(dyn Fn(&Value) -> Value + Sync)>,
+) -> Result<Response, GatewayError> {
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::OK);
+    let body = response
+        .bytes()
+        .await
+        .map_err(|err| GatewayError::UpstreamUnavailable {
+            model: model.to_owned(),
+            reason: describe_reqwest_error(&err),
+        })?;
+    let Some(map) = map else {
+        return Ok(json_response(status, body));
+    };
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|_| GatewayError::UpstreamUnavailable {
+            model: model.to_owned(),
+            reason: "the upstream answered with invalid JSON".to_owned(),
+        })?;
+    Ok(json_response(status, Bytes::from(map(&value).to_string())))
+}
+
+fn sse_response(body: Body) -> Response {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// The frame that ends a stream broken by a transport error.
+fn error_frame(dialect: Dialect, reason: &str) -> Bytes {
+    let message = format!("The upstream stream failed: {reason}");
+    Bytes::from(match dialect {
+        Dialect::OpenAi => {
+            sse::encode_data(&translate::openai_error_body(502, &message, None).to_string())
+        }
+        Dialect::Anthropic => sse::encode_event(
+            "error",
+            &translate::anthropic_error_body(500, &message).to_string(),
+        ),
+    })
+}
+
+/// Passes an SSE stream through unchanged, chunk by chunk.
+pub fn relay_sse(response: reqwest::Response, dialect: Dialect) -> Response {
+    let upstream: ByteStream = Box::pin(response.bytes_stream());
+    let body = futures_util::stream::unfold(Some(upstream), move |state| async move {
+        let mut upstream = state?;
+        match upstream.next().await {
+            Some(Ok(bytes)) => Some((Ok::<_, Infallible>(bytes), Some(upstream))),
+            Some(Err(err)) => Some((
+                Ok(error_frame(dialect, &describe_reqwest_error(&err))),
+                None,
+            )),
+            None => None,
+        }
+    });
+    sse_response(Body::from_stream(body))
+}
+
+struct Translating<T> {
+    upstream: ByteStream,
+    parser: SseParser,
+    translator: T,
+    dialect: Dialect,
+}
+
+/// Translates an SSE stream event by event; each upstream chunk yields at most one client chunk.
+pub fn relay_translated<T: StreamTranslator>(
+    response: reqwest::Response,
+    translator: T,
+    dialect: Dialect,
+) -> Response {
+    let state = Translating {
+        upstream: Box::pin(response.bytes_stream()),
+        parser: SseParser::new(),
+        translator,
+        dialect,
+    };
+    let body = futures_util::stream::unfold(Some(state), |state| async move {
+        let mut state = state?;
+        loop {
+            match state.upstream.next().await {
+                Some(Ok(bytes)) => match state.parser.push(&bytes) {
+                    Ok(events) => {
+                        let mut out = String::new();
+                        for event in &events {
+                            for frame in state.translator.on_event(event) {
+                                out.push_str(&frame);
+                            }
+                        }
+                        if !out.is_empty() {
+                            return Some((Ok::<_, Infallible>(Bytes::from(out)), Some(state)));
+                        }
+                    }
+                    Err(err) => {
+                        let frame = error_frame(state.dialect, &err.to_string());
+                        return Some((Ok(frame), None));
+                    }
+                },
+                Some(Err(err)) => {
+                    let frame = error_frame(state.dialect, &describe_reqwest_error(&err));
+                    return Some((Ok(frame), None));
+                }
+                None => {
+                    let mut out = String::new();
+                    for event in state.parser.finish() {
+                        for frame in state.translator.on_event(&event) {
+                            out.push_str(&frame);
+                        }
+                    }
+                    for frame in state.translator.finish() {
+                        out.push_str(&frame);
+                    }
+                    return (!out.is_empty()).then(|| (Ok(Bytes::from(out)), None));
+                }
+            }
+        }
+    });
+    sse_response(Body::from_stream(body))
+}

@@ -1,0 +1,182 @@
+//! Shared state. [`LiveState`] is everything a config load produces (models, admin key,
+//! limits); it sits behind an `ArcSwap` so a reload swaps it whole while requests in flight keep
+//! the snapshot they started with. [`AppState`] adds what lives as long as the process.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, Env, Limits};
+use crate::providers::{ModelRoute, RouteError};
+use crate::store::Store;
+
+/// Mount names that would shadow inference or system routes.
+const RESERVED_MOUNTS: &[&str] = &[
+    "chat",
+    "completions",
+    "embeddings",
+    "models",
+    "messages",
+    "sys",
+    "health",
+    "metrics",
+    "key",
+    "auth",
+    "identity",
+    "cubbyhole",
+];
+
+/// Why a config cannot become the live state.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A model entry is invalid.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// Two models share a name.
+    #[error("model `{0}` is defined twice")]
+    DuplicateModel(String),
+    /// `engine.mount` collides with another route.
+    #[error(
+        "engine.mount `{0}` is reserved (it collides with keygate's own routes); choose another"
+    )]
+    ReservedMount(String),
+    /// `engine.mount` is not a plain path segment.
+    #[error("engine.mount `{0}` must be letters, digits, `-` or `_`")]
+    BadMount(String),
+}
+
+/// What one config load produces; swapped whole on reload.
+#[derive(Debug)]
+pub struct LiveState {
+    /// Models by client-facing name.
+    pub models: HashMap<String, Arc<ModelRoute>>,
+    /// Models in config order, for listings.
+    pub model_list: Vec<Arc<ModelRoute>>,
+    /// Request limits.
+    pub limits: Limits,
+    /// The config this state was built from.
+    pub config: Arc<Config>,
+    admin_key_hash: Option<[u8; 32]>,
+}
+
+impl LiveState {
+    /// Builds the state from `config` (the prepare step of a reload: may fail, touches nothing).
+    pub fn build(config: Config, env: &dyn Env) -> Result<Self, BuildError> {
+        let mount = &config.engine.mount;
+        if mount.is_empty()
+            || !mount
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(BuildError::BadMount(mount.clone()));
+        }
+        if RESERVED_MOUNTS.contains(&mount.as_str()) {
+            return Err(BuildError::ReservedMount(mount.clone()));
+        }
+        let mut models = HashMap::new();
+        let mut model_list = Vec::new();
+        for model in &config.models {
+            let route = Arc::new(ModelRoute::build(model, &config.secrets, env)?);
+            if models.insert(route.name.clone(), route.clone()).is_some() {
+                return Err(BuildError::DuplicateModel(route.name.clone()));
+            }
+            model_list.push(route);
+        }
+        let admin_key_hash = config
+            .admin_key
+            .as_deref()
+            .filter(|key| !key.is_empty())
+            .map(|key| Sha256::digest(key.as_bytes()).into());
+        Ok(Self {
+            models,
+            model_list,
+            limits: config.limits.clone(),
+            config: Arc::new(config),
+            admin_key_hash,
+        })
+    }
+
+    /// SHA-256 of the admin key, if one is configured.
+    pub fn admin_key_hash(&self) -> Option<&[u8; 32]> {
+        self.admin_key_hash.as_ref()
+    }
+}
+
+/// Process-wide state handed to every handler.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    live: ArcSwap<LiveState>,
+    client: reqwest::Client,
+    store: Store,
+    metrics: Option<PrometheusHandle>,
+    started: Instant,
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(
+        live: LiveState,
+        client: reqwest::Client,
+        store: Store,
+        metrics: Option<PrometheusHandle>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                live: ArcSwap::from_pointee(live),
+                client,
+                store,
+                metrics,
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// A snapshot of the live state; hold it for the whole request.
+    pub fn live(&self) -> Arc<LiveState> {
+        self.inner.live.load_full()
+    }
+
+    /// Swaps in a new live state (the commit step of a reload: cannot fail).
+    pub fn swap(&self, live: LiveState) {
+        self.inner.live.store(Arc::new(live));
+    }
+
+    /// The shared upstream HTTP client.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.inner.client
+    }
+
+    /// The key store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The Prometheus renderer, when metrics are on.
+    pub fn metrics(&self) -> Option<&PrometheusHandle> {
+        self.inner.metrics.as_ref()
+    }
+
+    /// When the process started serving.
+    pub fn started(&self) -> Instant {
+        self.inner.started
+    }
+}
+
+/// The upstream HTTP client every provider shares.
+pub fn build_http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .user_agent(concat!("keygate/", env!("CARGO_PKG_VERSION")))
+        .build()
+}

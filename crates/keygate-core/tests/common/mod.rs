@@ -1,0 +1,123 @@
+//! Shared helpers for keygate-core's integration tests: a state built from YAML on a fresh
+//! SQLite file, and a gateway served on a free loopback port.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use keygate_core::config::Config;
+use keygate_core::server;
+use keygate_core::state::{build_http_client, AppState, LiveState};
+use keygate_core::store::Store;
+use tokio_util::sync::CancellationToken;
+
+pub const ADMIN: &str = "test-admin-key";
+pub const UPSTREAM_KEY: &str = "upstream-key-for-tests";
+
+/// A fresh temporary directory for this test.
+pub fn temp_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "keygate-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The environment config interpolation and references see in tests.
+pub fn env() -> HashMap<String, String> {
+    HashMap::from([
+        ("ADMIN".to_owned(), ADMIN.to_owned()),
+        ("UPSTREAM_KEY".to_owned(), UPSTREAM_KEY.to_owned()),
+    ])
+}
+
+/// Builds the full app state from YAML text.
+pub async fn state(yaml: &str) -> AppState {
+    let config = Config::parse(yaml, "test", &env()).unwrap();
+    let live = LiveState::build(config, &env()).unwrap();
+    let url = format!("sqlite://{}/keygate.db", temp_dir().display());
+    let store = Store::connect(&url).await.unwrap();
+    AppState::new(
+        live,
+        build_http_client().unwrap(),
+        store,
+        keygate_core::telemetry::install_recorder(),
+    )
+}
+
+/// A gateway serving on a free port.
+pub struct Gateway {
+    pub url: String,
+    pub state: AppState,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn spawn(yaml: &str) -> Gateway {
+    let state = state(yaml).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(server::serve(
+        listener,
+        state.clone(),
+        shutdown.clone(),
+        Duration::from_secs(5),
+    ));
+    Gateway {
+        url,
+        state,
+        shutdown,
+        task,
+    }
+}
+
+/// A YAML config with the usual models routed to the mock at `mock_url`.
+pub fn config_for_mock(mock_url: &str, extra: &str) -> String {
+    format!(
+        r#"
+admin_key: ${{ADMIN}}
+limits: {{ max_body_bytes: 4096 }}
+models:
+  - name: gpt
+    provider: openai_compatible
+    api_base: {mock_url}/v1
+    api_key: env:UPSTREAM_KEY
+    model: gpt-4o-mini
+  - name: claude
+    provider: anthropic
+    api_base: {mock_url}
+    api_key: env:UPSTREAM_KEY
+    model: claude-3-5-haiku-latest
+  - name: azure
+    provider: azure_openai
+    api_base: {mock_url}
+    api_key: env:UPSTREAM_KEY
+    model: my-deployment
+    api_version: 2024-10-21
+  - name: slow
+    provider: openai_compatible
+    api_base: {mock_url}/v1
+    api_key: env:UPSTREAM_KEY
+    model: "gpt:timeout"
+    timeout: 300ms
+  - name: limited
+    provider: openai_compatible
+    api_base: {mock_url}/v1
+    api_key: env:UPSTREAM_KEY
+    model: "gpt:error=429"
+  - name: limited-claude
+    provider: anthropic
+    api_base: {mock_url}
+    api_key: env:UPSTREAM_KEY
+    model: "claude:error=429"
+{extra}
+"#
+    )
+}
