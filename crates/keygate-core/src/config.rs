@@ -16,7 +16,10 @@ use serde::Deserialize;
 
 pub use interpolate::{Env, ProcessEnv};
 pub use model::{Byok, CredentialSpec, ModelConfig, Price};
-pub use secrets::{CacheConfig, SecretsConfig, SourceConfig, VaultAuth};
+pub use secrets::{
+    AwsSourceConfig, AzureSourceConfig, CacheConfig, DotenvSourceConfig, EnvSourceConfig,
+    ExecSourceConfig, SecretsConfig, SourceConfig, VaultAuth, VaultSourceConfig,
+};
 
 /// Default listen address when neither config, flag nor `KEYGATE_LISTEN` gives one.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4000";

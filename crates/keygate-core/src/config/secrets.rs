@@ -59,80 +59,76 @@ fn default_negative() -> Duration {
 
 /// One source of the chain.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceConfig {
     /// The process environment.
-    Env {
-        /// Only names starting with this prefix are looked up (the prefix is prepended).
-        #[serde(default)]
-        prefix: Option<String>,
-    },
+    Env(EnvSourceConfig),
     /// A `.env` file of `NAME=value` lines.
-    Dotenv {
-        /// Path of the file.
-        path: PathBuf,
-    },
-    /// OpenBao / HashiCorp Vault KV.
-    Vault {
-        /// e.g. `http://127.0.0.1:8200`.
-        address: String,
-        /// KV mount, e.g. `secret`.
-        #[serde(default = "default_kv_mount")]
-        mount: String,
-        /// KV engine version, 1 or 2.
-        #[serde(default = "default_kv_version")]
-        kv_version: u8,
-        /// Vault Enterprise / OpenBao namespace.
-        #[serde(default)]
-        namespace: Option<String>,
-        /// PEM file of the CA that signed the server's certificate.
-        #[serde(default)]
-        ca_cert: Option<PathBuf>,
-        /// How keygate logs in.
-        auth: VaultAuth,
-        /// Path prefix under the mount that `secret:NAME` reads (`{prefix}/{NAME}`).
-        #[serde(default)]
-        path_prefix: Option<String>,
-        /// Field read when a reference names none.
-        #[serde(default = "default_field")]
-        field: String,
-    },
+    Dotenv(DotenvSourceConfig),
+    /// OpenBao / HashiCorp Vault KV (v2 by default, v1 too).
+    Vault(VaultSourceConfig),
     /// AWS Secrets Manager.
-    AwsSecretsManager {
-        /// e.g. `us-east-1`.
-        region: String,
-        /// A custom endpoint (moto, LocalStack, VPC endpoints).
-        #[serde(default)]
-        endpoint: Option<String>,
-        /// Named profile in the shared credentials file.
-        #[serde(default)]
-        profile: Option<String>,
-    },
+    AwsSecretsManager(AwsSourceConfig),
     /// Azure Key Vault.
-    AzureKeyVault {
-        /// e.g. `https://NAME.vault.azure.net`.
-        vault_url: String,
-        /// Entra ID tenant; defaults to `AZURE_TENANT_ID`.
-        #[serde(default)]
-        tenant_id: Option<String>,
-        /// App registration id; defaults to `AZURE_CLIENT_ID`.
-        #[serde(default)]
-        client_id: Option<String>,
-        /// Credential reference for the client secret; defaults to `env:AZURE_CLIENT_SECRET`.
-        #[serde(default)]
-        client_secret: Option<String>,
-        /// Token endpoint authority, for sovereign clouds and tests.
-        #[serde(default)]
-        authority: Option<String>,
-    },
+    AzureKeyVault(AzureSourceConfig),
     /// A helper command printing `{"api_key": "...", "expires_at": "..."}`.
-    Exec {
-        /// argv; the secret name is appended as the last argument.
-        command: Vec<String>,
-        /// How long the helper may run.
-        #[serde(default, deserialize_with = "duration::deserialize_opt")]
-        timeout: Option<Duration>,
-    },
+    Exec(ExecSourceConfig),
+}
+
+/// `type: env`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvSourceConfig {
+    /// Prepended to the name looked up (`secret:OPENAI_API_KEY` with prefix `PROD_` reads
+    /// `PROD_OPENAI_API_KEY`).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Cache TTL for this source; the global `cache.ttl` when absent.
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub ttl: Option<Duration>,
+}
+
+/// `type: dotenv`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DotenvSourceConfig {
+    /// Path of the file, read again whenever a cached value expires.
+    pub path: PathBuf,
+    /// Cache TTL for this source.
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub ttl: Option<Duration>,
+}
+
+/// `type: vault`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultSourceConfig {
+    /// e.g. `http://127.0.0.1:8200`.
+    pub address: String,
+    /// KV mount, e.g. `secret`.
+    #[serde(default = "default_kv_mount")]
+    pub mount: String,
+    /// KV engine version, 1 or 2.
+    #[serde(default = "default_kv_version")]
+    pub kv_version: u8,
+    /// Vault Enterprise / OpenBao namespace (`X-Vault-Namespace`).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// PEM file of the CA that signed the server's certificate.
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+    /// How keygate logs in; a token from `VAULT_TOKEN` (or `BAO_TOKEN`) when absent.
+    #[serde(default)]
+    pub auth: Option<VaultAuth>,
+    /// Path prefix under the mount that `secret:NAME` reads (`{prefix}/{NAME}`).
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Field read when a reference names none.
+    #[serde(default = "default_field")]
+    pub field: String,
+    /// Cache TTL for this source.
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub ttl: Option<Duration>,
 }
 
 /// How the vault source authenticates.
@@ -144,7 +140,7 @@ pub enum VaultAuth {
         /// The token.
         token: String,
     },
-    /// AppRole login.
+    /// AppRole login (`POST /v1/auth/{mount}/login`), the token renewed while it lives.
     Approle {
         /// The role id.
         role_id: String,
@@ -154,6 +150,61 @@ pub enum VaultAuth {
         #[serde(default)]
         mount: Option<String>,
     },
+}
+
+/// `type: aws_secrets_manager`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSourceConfig {
+    /// e.g. `us-east-1`; `AWS_REGION`/`AWS_DEFAULT_REGION` when absent.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// A custom endpoint (moto, LocalStack, VPC endpoints).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Named profile in the shared credentials file; `AWS_PROFILE` or `default` when absent.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Cache TTL for this source.
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub ttl: Option<Duration>,
+}
+
+/// `type: azure_key_vault`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureSourceConfig {
+    /// e.g. `https://NAME.vault.azure.net`.
+    pub vault_url: String,
+    /// Entra ID tenant; `AZURE_TENANT_ID` when absent.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// App registration id; `AZURE_CLIENT_ID` when absent.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Credential reference for the client secret; `env:AZURE_CLIENT_SECRET` when absent.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Token authority, `https://login.microsoftonline.com` when absent (sovereign clouds, tests).
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// Cache TTL for this source.
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub ttl: Option<Duration>,
+}
+
+/// `type: exec`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecSourceConfig {
+    /// argv; the secret name is appended as the last argument.
+    pub command: Vec<String>,
+    /// How long the helper may run (default 10s).
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub timeout: Option<Duration>,
+    /// Cache TTL for this source (an `expires_at` from the helper shortens it).
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub ttl: Option<Duration>,
 }
 
 fn default_kv_mount() -> String {
@@ -170,12 +221,12 @@ impl SourceConfig {
     /// The `type` tag, for messages.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Env { .. } => "env",
-            Self::Dotenv { .. } => "dotenv",
-            Self::Vault { .. } => "vault",
-            Self::AwsSecretsManager { .. } => "aws_secrets_manager",
-            Self::AzureKeyVault { .. } => "azure_key_vault",
-            Self::Exec { .. } => "exec",
+            Self::Env(_) => "env",
+            Self::Dotenv(_) => "dotenv",
+            Self::Vault(_) => "vault",
+            Self::AwsSecretsManager(_) => "aws_secrets_manager",
+            Self::AzureKeyVault(_) => "azure_key_vault",
+            Self::Exec(_) => "exec",
         }
     }
 }

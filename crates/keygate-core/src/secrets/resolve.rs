@@ -66,7 +66,7 @@ fn walk_chain(
     chain: &[SourceConfig],
     env: &dyn Env,
 ) -> Result<SecretString, ResolveError> {
-    let default_chain = [SourceConfig::Env { prefix: None }];
+    let default_chain = [SourceConfig::Env(Default::default())];
     let chain = if chain.is_empty() {
         &default_chain[..]
     } else {
@@ -75,20 +75,22 @@ fn walk_chain(
     let mut tried = Vec::new();
     for source in chain {
         match source {
-            SourceConfig::Env { prefix } => {
+            SourceConfig::Env(crate::config::EnvSourceConfig { prefix, .. }) => {
                 let var = format!("{}{name}", prefix.as_deref().unwrap_or(""));
                 if let Some(value) = non_empty(env.var(&var)) {
                     return Ok(value);
                 }
                 tried.push(format!("env: {var} unset"));
             }
-            SourceConfig::Dotenv { path } => match std::fs::read_to_string(path) {
-                Ok(text) => match non_empty(dotenv::lookup(&text, name)) {
-                    Some(value) => return Ok(value),
-                    None => tried.push(format!("dotenv {}: no {name}", path.display())),
-                },
-                Err(err) => tried.push(format!("dotenv {}: {}", path.display(), err.kind())),
-            },
+            SourceConfig::Dotenv(crate::config::DotenvSourceConfig { path, .. }) => {
+                match std::fs::read_to_string(path) {
+                    Ok(text) => match non_empty(dotenv::lookup(&text, name)) {
+                        Some(value) => return Ok(value),
+                        None => tried.push(format!("dotenv {}: no {name}", path.display())),
+                    },
+                    Err(err) => tried.push(format!("dotenv {}: {}", path.display(), err.kind())),
+                }
+            }
             other => {
                 return Err(ResolveError::Unsupported {
                     reference: described.to_owned(),
@@ -143,8 +145,8 @@ mod tests {
         let path = dir.join(".env");
         std::fs::write(&path, "OTHER=x\nD=from-dotenv\n").unwrap();
         let chain = [
-            SourceConfig::Env { prefix: None },
-            SourceConfig::Dotenv { path },
+            SourceConfig::Env(Default::default()),
+            SourceConfig::Dotenv(crate::config::DotenvSourceConfig { path, ttl: None }),
         ];
         let got = resolve(&"secret:D".parse().unwrap(), &chain, &env()).unwrap();
         assert_eq!(got.expose_secret(), "from-dotenv");
