@@ -2,6 +2,10 @@
 //! the admin key (virtual keys come with the key store). Comparison is on SHA-256 digests in
 //! constant time, so neither the key's content nor its length leaks through timing.
 
+mod byok;
+
+pub use byok::{byok_key, ByokKey};
+
 use http::{header, HeaderMap};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -57,7 +61,12 @@ mod tests {
             admin_key: admin.map(str::to_owned),
             ..Config::default()
         };
-        LiveState::build(config, &HashMap::new()).unwrap()
+        let client = reqwest::Client::new();
+        let ctx = crate::secrets::SourceContext {
+            client: &client,
+            env: std::sync::Arc::new(HashMap::<String, String>::new()),
+        };
+        LiveState::build(config, &ctx).unwrap()
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

@@ -103,6 +103,28 @@ pub enum GatewayError {
         /// Why it did not resolve (never the key).
         reason: String,
     },
+    /// The model does not take keys from callers (`byok: deny`).
+    #[error("The model `{model}` does not accept a caller's own key: remove the `{header}` header (byok: deny).")]
+    ByokDenied {
+        /// The model asked for.
+        model: String,
+        /// The header that was sent.
+        header: String,
+    },
+    /// The model needs the caller's own key (`byok: require`) and none was sent.
+    #[error("The model `{model}` requires your own upstream key in the `{header}` header (byok: require).")]
+    ByokRequired {
+        /// The model asked for.
+        model: String,
+        /// The header to send.
+        header: String,
+    },
+    /// The key in an `X-{Model}-Authorization` header cannot be sent upstream.
+    #[error("The `{header}` header does not hold a usable key: send `Bearer <key>` or the bare key, printable ASCII only.")]
+    ByokInvalid {
+        /// The header that was sent.
+        header: String,
+    },
     /// A bug or an unexpected state inside keygate.
     #[error("Internal error: {0}")]
     Internal(String),
@@ -116,7 +138,10 @@ impl GatewayError {
             Self::InvalidJson(_)
             | Self::InvalidRequest(_)
             | Self::UnsupportedOperation { .. }
-            | Self::Translate(_) => StatusCode::BAD_REQUEST,
+            | Self::Translate(_)
+            | Self::ByokDenied { .. }
+            | Self::ByokInvalid { .. } => StatusCode::BAD_REQUEST,
+            Self::ByokRequired { .. } => StatusCode::UNAUTHORIZED,
             Self::UnknownModel(_) | Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

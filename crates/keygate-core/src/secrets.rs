@@ -5,19 +5,23 @@
 mod aws;
 mod azure;
 mod build;
+mod cache;
 mod dotenv;
 mod exec;
 mod local;
 mod reference;
 mod resolve;
+#[cfg(test)]
+mod tests;
 mod vault;
 
 use std::sync::Arc;
 
 pub use build::{build_chain, SourceBuildError};
+pub use cache::Resolved;
 pub use keygate_plugin_api::{Lookup, SecretQuery, SecretSource, SecretValue, SourceError};
 pub use reference::{CredentialRef, ParseRefError};
-pub use resolve::{resolve, ResolveError};
+pub use resolve::{ResolveError, SecretHandle, Secrets};
 pub use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::Env;

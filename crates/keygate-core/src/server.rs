@@ -3,6 +3,7 @@
 //! the two-step reload (prepare, then swap) used on SIGHUP.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Env, DEFAULT_DATABASE, DEFAULT_LISTEN};
 use crate::http;
+use crate::secrets::SourceContext;
 use crate::state::{AppState, BuildError, LiveState};
 
 /// Applies `KEYGATE_ADMIN_KEY`, `KEYGATE_DATABASE_URL` and `KEYGATE_LISTEN` over the file.
@@ -36,14 +38,23 @@ pub fn database_url(config: &Config) -> &str {
 }
 
 /// Builds a new live state from `config` and swaps it in. On error the old state stays.
-pub fn reload(state: &AppState, config: Config, env: &dyn Env) -> Result<(), BuildError> {
+pub async fn reload(
+    state: &AppState,
+    config: Config,
+    env: Arc<dyn Env + Send + Sync>,
+) -> Result<(), BuildError> {
     let old = state.live();
     if listen_addr(&config) != listen_addr(&old.config)
         || database_url(&config) != database_url(&old.config)
     {
         tracing::warn!("listen and database changes take effect only after a restart");
     }
-    let live = LiveState::build(config, env)?;
+    let ctx = SourceContext {
+        client: state.client(),
+        env,
+    };
+    let live = LiveState::build(config, &ctx)?;
+    live.warm_secrets().await;
     let models = live.model_list.len();
     state.swap(live);
     tracing::info!(models, "configuration reloaded");

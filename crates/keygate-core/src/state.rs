@@ -10,8 +10,9 @@ use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, Env, Limits};
+use crate::config::{Config, Limits};
 use crate::providers::{ModelRoute, RouteError};
+use crate::secrets::{self, SecretSource, Secrets, SourceBuildError, SourceContext};
 use crate::store::Store;
 
 /// Mount names that would shadow inference or system routes.
@@ -44,6 +45,9 @@ pub enum BuildError {
         "engine.mount `{0}` is reserved (it collides with keygate's own routes); choose another"
     )]
     ReservedMount(String),
+    /// A secret source is misconfigured.
+    #[error(transparent)]
+    Source(#[from] SourceBuildError),
     /// `engine.mount` is not a plain path segment.
     #[error("engine.mount `{0}` must be letters, digits, `-` or `_`")]
     BadMount(String),
@@ -60,12 +64,23 @@ pub struct LiveState {
     pub limits: Limits,
     /// The config this state was built from.
     pub config: Arc<Config>,
+    /// Upstream credentials: the source chain and its cache.
+    pub secrets: Arc<Secrets>,
     admin_key_hash: Option<[u8; 32]>,
 }
 
 impl LiveState {
     /// Builds the state from `config` (the prepare step of a reload: may fail, touches nothing).
-    pub fn build(config: Config, env: &dyn Env) -> Result<Self, BuildError> {
+    pub fn build(config: Config, ctx: &SourceContext<'_>) -> Result<Self, BuildError> {
+        Self::build_with(config, ctx, Vec::new())
+    }
+
+    /// Like [`LiveState::build`], with secret sources from plugins put at the front of the chain.
+    pub fn build_with(
+        config: Config,
+        ctx: &SourceContext<'_>,
+        plugin_sources: Vec<Arc<dyn SecretSource>>,
+    ) -> Result<Self, BuildError> {
         let mount = &config.engine.mount;
         if mount.is_empty()
             || !mount
@@ -77,10 +92,13 @@ impl LiveState {
         if RESERVED_MOUNTS.contains(&mount.as_str()) {
             return Err(BuildError::ReservedMount(mount.clone()));
         }
+        let mut chain = plugin_sources;
+        chain.extend(secrets::build_chain(&config.secrets.sources, ctx)?);
+        let secrets = Secrets::new(chain, ctx.env.clone(), &config.secrets.cache);
         let mut models = HashMap::new();
         let mut model_list = Vec::new();
         for model in &config.models {
-            let route = Arc::new(ModelRoute::build(model, &config.secrets, env)?);
+            let route = Arc::new(ModelRoute::build(model, &secrets)?);
             if models.insert(route.name.clone(), route.clone()).is_some() {
                 return Err(BuildError::DuplicateModel(route.name.clone()));
             }
@@ -96,8 +114,22 @@ impl LiveState {
             model_list,
             limits: config.limits.clone(),
             config: Arc::new(config),
+            secrets,
             admin_key_hash,
         })
+    }
+
+    /// Resolves every model's keys once, concurrently, so the first requests find them cached;
+    /// logs each key that does not resolve. Never fails: such a model answers 503 until fixed.
+    pub async fn warm_secrets(&self) {
+        let lookups = self.model_list.iter().flat_map(|route| {
+            route.keys().iter().map(move |key| async move {
+                if let Err(err) = key.handle.get().await {
+                    tracing::warn!(model = %route.name, error = %err, "upstream key does not resolve");
+                }
+            })
+        });
+        futures_util::future::join_all(lookups).await;
     }
 
     /// SHA-256 of the admin key, if one is configured.

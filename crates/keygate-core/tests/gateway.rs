@@ -298,7 +298,9 @@ async fn reload_swaps_models_without_touching_requests_in_flight() {
         s.mock.url()
     ));
     let config = keygate_core::config::Config::parse(&yaml, "reload", &common::env()).unwrap();
-    keygate_core::server::reload(&s.gateway.state, config, &common::env()).unwrap();
+    keygate_core::server::reload(&s.gateway.state, config, std::sync::Arc::new(common::env()))
+        .await
+        .unwrap();
     let response = s
         .post("/v1/chat/completions", chat("fresh", false))
         .send()

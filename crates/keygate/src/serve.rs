@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use keygate_core::config::{Config, Env, ProcessEnv};
+use keygate_core::secrets::SourceContext;
 use keygate_core::server;
 use keygate_core::state::{build_http_client, AppState, LiveState};
 use keygate_core::store::{redact_url, Store};
@@ -60,11 +61,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listen = server::listen_addr(&config).to_owned();
     let database = server::database_url(&config).to_owned();
     let grace = config.shutdown_grace;
-    let live = LiveState::build(config.clone(), env.as_ref())?;
+    let client = build_http_client().context("cannot build the HTTP client")?;
+    let ctx = SourceContext {
+        client: &client,
+        env: env.clone(),
+    };
+    let live = LiveState::build(config.clone(), &ctx)?;
+    live.warm_secrets().await;
     let store = Store::connect(&database)
         .await
         .with_context(|| format!("cannot open the store at {}", redact_url(&database)))?;
-    let client = build_http_client().context("cannot build the HTTP client")?;
     let metrics = keygate_core::telemetry::install_recorder();
     let state = AppState::new(live, client, store.clone(), metrics);
     let listener = TcpListener::bind(&listen)
@@ -94,9 +100,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
              -H 'Content-Type: application/json' -d '{{\"model\":\"mock\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}'"
         );
     }
-    let served = server::serve(listener, state, shutdown.clone(), grace).await;
+    let served = server::serve(listener, state.clone(), shutdown.clone(), grace).await;
     shutdown.cancel();
     signals.abort();
+    state.live().secrets.shutdown().await;
     store.close().await;
     if let Some(dev) = dev {
         dev.mock.shutdown().await;
@@ -128,7 +135,7 @@ impl Signals {
             tokio::select! {
                 _ = self.term.recv() => break,
                 _ = self.int.recv() => break,
-                _ = self.hup.recv() => reloader.reload(),
+                _ = self.hup.recv() => reloader.reload().await,
                 () = shutdown.cancelled() => return,
             }
         }
@@ -146,19 +153,24 @@ struct Reloader {
 }
 
 impl Reloader {
-    fn reload(&self) {
+    async fn reload(&self) {
         let Some(path) = &self.path else {
             tracing::info!("SIGHUP ignored: keygate was started without a config file");
             return;
         };
-        let result = load_config(Some(path), self.env.as_ref()).and_then(|mut config| {
-            merge_models(&mut config.models, &self.dev_models);
-            if config.admin_key.is_none() && !self.dev_models.is_empty() {
-                // A --dev admin key lives outside the file; keep it.
-                config.admin_key = self.state.live().config.admin_key.clone();
+        let result = match load_config(Some(path), self.env.as_ref()) {
+            Ok(mut config) => {
+                merge_models(&mut config.models, &self.dev_models);
+                if config.admin_key.is_none() && !self.dev_models.is_empty() {
+                    // A --dev admin key lives outside the file; keep it.
+                    config.admin_key = self.state.live().config.admin_key.clone();
+                }
+                server::reload(&self.state, config, self.env.clone())
+                    .await
+                    .map_err(anyhow::Error::from)
             }
-            Ok(server::reload(&self.state, config, self.env.as_ref())?)
-        });
+            Err(err) => Err(err),
+        };
         if let Err(err) = result {
             tracing::error!(error = %format!("{err:#}"), "reload failed; the running configuration is kept");
         }

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::body;
 use crate::auth;
 use crate::error::{Dialect, GatewayError};
-use crate::providers::{self, translate, Op, UpstreamRequest, Wire};
+use crate::providers::{self, translate, Call, Op, Wire};
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -106,12 +106,7 @@ async fn infer(
     labels.model = Some(route.name.clone());
     labels.provider = route.provider.as_str();
     let stream = endpoint != Endpoint::Embeddings && peek.stream.unwrap_or(false);
-    let key = route
-        .next_key()
-        .map_err(|reason| GatewayError::NoCredential {
-            model: route.name.clone(),
-            reason: reason.to_owned(),
-        })?;
+    let byok = auth::byok_key(headers, route)?;
     let wire = route.provider.wire();
     let forward = forwarded_headers(headers, caller, wire);
     let same_dialect = matches!(
@@ -152,22 +147,16 @@ async fn infer(
         };
         (op, Bytes::from(translated.to_string()), Some(tree))
     };
-    let response = providers::send(
-        state.client(),
-        UpstreamRequest {
-            route,
-            op,
-            body: upstream_body,
-            key,
-            stream,
-            forward: &forward,
-        },
-    )
-    .await?;
-    telemetry::record_upstream(&route.name, labels.provider, response.status().as_u16());
-    if !response.status().is_success() {
-        return Err(providers::upstream_error(response, route, caller, key).await);
-    }
+    let call = Call {
+        route,
+        op,
+        body: upstream_body,
+        stream,
+        forward: &forward,
+        caller,
+    };
+    let byok = byok.as_ref().map(|key| &key.0);
+    let response = providers::send_with_keys(state.client(), call, byok).await?;
     let model = route.name.as_str();
     match (tree, stream) {
         (None, true) => Ok(providers::relay_sse(response, caller)),

@@ -2,14 +2,14 @@
 //!
 //! Built once per config load (start-up and SIGHUP), so the request path only reads it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use secrecy::SecretString;
 
-use crate::config::{Byok, Env, ModelConfig, Price, SecretsConfig};
-use crate::secrets::{self, CredentialRef};
+use crate::config::{Byok, ModelConfig, Price};
+use crate::secrets::{self, CredentialRef, SecretHandle, Secrets};
 
 /// Default time an upstream call may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -143,21 +143,69 @@ pub struct ModelRoute {
     pub anthropic_version: String,
     /// Extra headers for every upstream call.
     pub headers: HeaderMap,
+    /// `x-{model}-authorization`: where a caller may bring its own key for this model.
+    pub byok_header: Option<HeaderName>,
     chat_url: String,
     embeddings_url: String,
     messages_url: String,
-    keys: Vec<Result<SecretString, String>>,
+    keys: Vec<UpstreamKey>,
     next_key: AtomicUsize,
 }
 
+/// One configured upstream key of a model, and its cooldown after a 401/429.
+#[derive(Debug)]
+pub struct UpstreamKey {
+    /// Resolves the key (cached).
+    pub handle: SecretHandle,
+    /// Milliseconds since [`epoch`] before which the key is skipped when another is usable.
+    cooldown_until: AtomicU64,
+}
+
+/// The instant cooldowns count from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+impl UpstreamKey {
+    /// Skips this key for `period` while another key can serve.
+    pub fn cool_down(&self, period: Duration) {
+        let until = now_ms().saturating_add(u64::try_from(period.as_millis()).unwrap_or(u64::MAX));
+        self.cooldown_until.fetch_max(until, Ordering::Relaxed);
+    }
+
+    fn cooling(&self, now: u64) -> bool {
+        self.cooldown_until.load(Ordering::Relaxed) > now
+    }
+}
+
+/// The header name a caller uses to bring its own key for `model`: `x-{model}-authorization`,
+/// lowercased, every character that HTTP does not allow in a header name (RFC 9110 `tchar`)
+/// written as `-`. `gpt-4o` -> `x-gpt-4o-authorization`, `openai/gpt-4o` -> `x-openai-gpt-4o-authorization`.
+pub fn byok_header_name(model: &str) -> Option<HeaderName> {
+    let slug: String = model
+        .chars()
+        .map(|c| {
+            let allowed = c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if allowed {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    HeaderName::from_bytes(format!("x-{slug}-authorization").as_bytes()).ok()
+}
+
 impl ModelRoute {
-    /// Validates `config` and resolves its keys. A key that does not resolve does not stop
-    /// the build: requests for the model get a 503 naming the reason, and start-up warns.
-    pub fn build(
-        config: &ModelConfig,
-        secrets_config: &SecretsConfig,
-        env: &dyn Env,
-    ) -> Result<Self, RouteError> {
+    /// Validates `config` and prepares its keys (resolved on use, through the cache). A key
+    /// that does not resolve does not stop the build: requests for the model get a 503 naming
+    /// the reason.
+    pub fn build(config: &ModelConfig, secrets: &Arc<Secrets>) -> Result<Self, RouteError> {
         let model = config.name.clone();
         let provider =
             ProviderKind::parse(&config.provider).ok_or_else(|| RouteError::UnknownProvider {
@@ -224,15 +272,14 @@ impl ModelRoute {
                 if reference.is_literal() {
                     tracing::warn!(model = %model, "api_key is a literal key in the config; prefer a reference such as secret:NAME");
                 }
-                let resolved = secrets::resolve(&reference, &secrets_config.sources, env)
-                    .map_err(|err| err.to_string());
-                if let Err(reason) = &resolved {
-                    tracing::warn!(model = %model, reason = %reason, "upstream key does not resolve");
-                }
-                keys.push(resolved);
+                keys.push(UpstreamKey {
+                    handle: secrets.handle(reference),
+                    cooldown_until: AtomicU64::new(0),
+                });
             }
         }
         Ok(Self {
+            byok_header: byok_header_name(&model),
             name: model,
             provider,
             upstream_model,
@@ -263,23 +310,24 @@ impl ModelRoute {
         (!url.is_empty()).then_some(url.as_str())
     }
 
-    /// The next configured key, in turn. `Ok(None)` when the model has no key configured
-    /// (e.g. a local vLLM); `Err(reason)` when one is configured but did not resolve.
-    pub fn next_key(&self) -> Result<Option<&SecretString>, &str> {
-        if self.keys.is_empty() {
-            return Ok(None);
+    /// The configured keys (none for a keyless upstream such as a local vLLM).
+    pub fn keys(&self) -> &[UpstreamKey] {
+        &self.keys
+    }
+
+    /// The configured keys in the order this request tries them: round-robin, keys cooling
+    /// down after a 401/429 moved to the end (they are still tried when nothing else is left).
+    pub fn keys_in_turn(&self) -> Vec<&UpstreamKey> {
+        let count = self.keys.len();
+        if count == 0 {
+            return Vec::new();
         }
         let start = self.next_key.fetch_add(1, Ordering::Relaxed);
-        let count = self.keys.len();
-        let mut first_error = None;
-        for offset in 0..count {
-            match &self.keys[(start + offset) % count] {
-                Ok(key) => return Ok(Some(key)),
-                Err(reason) => {
-                    first_error.get_or_insert(reason.as_str());
-                }
-            }
-        }
-        Err(first_error.unwrap_or("no key"))
+        let now = now_ms();
+        let mut order: Vec<&UpstreamKey> = (0..count)
+            .map(|offset| &self.keys[(start + offset) % count])
+            .collect();
+        order.sort_by_key(|key| key.cooling(now));
+        order
     }
 }

@@ -118,6 +118,18 @@ impl CredentialRef {
             Self::Literal(_) => "literal key".to_owned(),
         }
     }
+
+    /// What identifies the reference in the cache: its description plus any `#FIELD`.
+    pub(super) fn cache_key(&self) -> String {
+        let field = match self {
+            Self::Vault { field, .. } | Self::AwsSm { field, .. } => field.as_deref(),
+            _ => None,
+        };
+        match field {
+            Some(field) => format!("{}#{field}", self.describe()),
+            None => self.describe(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,175 +1,284 @@
-//! Resolution of a [`CredentialRef`] to its value, for the sources that need no network.
+//! The resolver: a credential reference in, a secret out, through the chain and the cache.
+//!
+//! `secret:NAME` asks each source of the chain in order (plugins first); a source that lacks the
+//! name or fails passes to the next, and the final error lists every source tried and why.
+//! `vault:`, `aws-sm:`, `azure-kv:` and `exec:` go to the first source of their kind; `env:` and
+//! `file:` are read directly. Every reference but a literal has its own cache [`Slot`].
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keygate_plugin_api::{Lookup, SecretQuery, SecretSource, SourceError};
 use secrecy::SecretString;
 
-use super::{dotenv, CredentialRef};
-use crate::config::{Env, SourceConfig};
+use super::cache::{CachePolicy, Fetched, Resolved, Slot};
+use super::{local, CredentialRef};
+use crate::config::{CacheConfig, Env};
+
+/// Longest one source may take to answer before the chain moves on.
+const SOURCE_DEADLINE: Duration = Duration::from_secs(15);
 
 /// Why a reference did not resolve. Never contains a secret value.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ResolveError {
-    /// The variable, file or name exists nowhere that was tried.
-    #[error("{reference}: not found ({tried})")]
-    NotFound { reference: String, tried: String },
-    /// A source failed while being asked.
-    #[error("{reference}: {source_kind} failed: {reason}")]
+    /// No source has it.
+    #[error("{reference} was not found ({tried})")]
+    NotFound {
+        /// The reference, described.
+        reference: String,
+        /// Each source tried and its answer.
+        tried: String,
+    },
+    /// No source has it and at least one failed while being asked.
+    #[error("{reference} could not be resolved ({tried})")]
     Failed {
+        /// The reference, described.
         reference: String,
-        source_kind: &'static str,
-        reason: String,
+        /// Each source tried and its answer.
+        tried: String,
     },
-    /// The reference needs a source this build cannot reach yet.
-    #[error("{reference}: the `{source_kind}` secret source is not supported yet")]
-    Unsupported {
+    /// The reference needs a kind of source the chain does not have.
+    #[error("{reference} needs a `{kind}` entry in secrets.sources")]
+    NoSource {
+        /// The reference, described.
         reference: String,
-        source_kind: &'static str,
+        /// The source type it needs.
+        kind: &'static str,
     },
 }
 
-/// Resolves `reference`, walking `chain` for `secret:NAME` (an empty chain means `[env]`).
-pub fn resolve(
-    reference: &CredentialRef,
-    chain: &[SourceConfig],
-    env: &dyn Env,
-) -> Result<SecretString, ResolveError> {
-    let described = reference.describe();
-    match reference {
-        CredentialRef::Literal(secret) => Ok(secret.clone()),
-        CredentialRef::Env(name) => non_empty(env.var(name)).ok_or(ResolveError::NotFound {
-            reference: described,
-            tried: "environment variable is unset or empty".to_owned(),
-        }),
-        CredentialRef::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|err| ResolveError::Failed {
-                reference: described.clone(),
-                source_kind: "file",
-                reason: err.kind().to_string(),
-            })?;
-            let value = text.strip_suffix('\n').unwrap_or(&text);
-            let value = value.strip_suffix('\r').unwrap_or(value);
-            non_empty(Some(value.to_owned())).ok_or(ResolveError::NotFound {
-                reference: described,
-                tried: "file is empty".to_owned(),
-            })
-        }
-        CredentialRef::Secret(name) => walk_chain(name, &described, chain, env),
-        CredentialRef::Vault { .. } => unsupported(described, "vault"),
-        CredentialRef::AwsSm { .. } => unsupported(described, "aws_secrets_manager"),
-        CredentialRef::AzureKv(_) => unsupported(described, "azure_key_vault"),
-        CredentialRef::Exec(_) => unsupported(described, "exec"),
+/// The chain of sources and the cache in front of it; one per config load.
+pub struct Secrets {
+    chain: Vec<Arc<dyn SecretSource>>,
+    env: Arc<dyn Env + Send + Sync>,
+    policy: Arc<CachePolicy>,
+    ttl: Duration,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let chain: Vec<String> = self.chain.iter().map(|s| s.describe()).collect();
+        f.debug_struct("Secrets").field("chain", &chain).finish()
     }
 }
 
-fn walk_chain(
-    name: &str,
-    described: &str,
-    chain: &[SourceConfig],
-    env: &dyn Env,
-) -> Result<SecretString, ResolveError> {
-    let default_chain = [SourceConfig::Env(Default::default())];
-    let chain = if chain.is_empty() {
-        &default_chain[..]
-    } else {
-        chain
-    };
-    let mut tried = Vec::new();
-    for source in chain {
-        match source {
-            SourceConfig::Env(crate::config::EnvSourceConfig { prefix, .. }) => {
-                let var = format!("{}{name}", prefix.as_deref().unwrap_or(""));
-                if let Some(value) = non_empty(env.var(&var)) {
-                    return Ok(value);
-                }
-                tried.push(format!("env: {var} unset"));
-            }
-            SourceConfig::Dotenv(crate::config::DotenvSourceConfig { path, .. }) => {
-                match std::fs::read_to_string(path) {
-                    Ok(text) => match non_empty(dotenv::lookup(&text, name)) {
-                        Some(value) => return Ok(value),
-                        None => tried.push(format!("dotenv {}: no {name}", path.display())),
-                    },
-                    Err(err) => tried.push(format!("dotenv {}: {}", path.display(), err.kind())),
-                }
-            }
+impl Secrets {
+    /// A resolver over `chain` (plugins first, then the configured sources).
+    pub fn new(
+        chain: Vec<Arc<dyn SecretSource>>,
+        env: Arc<dyn Env + Send + Sync>,
+        cache: &CacheConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            chain,
+            env,
+            ttl: cache.ttl,
+            policy: Arc::new(CachePolicy::new(cache.clone())),
+            slots: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The sources, in the order `secret:NAME` asks them.
+    pub fn chain(&self) -> &[Arc<dyn SecretSource>] {
+        &self.chain
+    }
+
+    /// A handle that resolves `reference`; handles for the same reference share a cache slot.
+    pub fn handle(self: &Arc<Self>, reference: CredentialRef) -> SecretHandle {
+        let slot = match &reference {
+            CredentialRef::Literal(_) => None,
             other => {
-                return Err(ResolveError::Unsupported {
-                    reference: described.to_owned(),
-                    source_kind: other.kind(),
-                })
+                let key = other.cache_key();
+                let mut slots = match self.slots.lock() {
+                    Ok(slots) => slots,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                Some(slots.entry(key).or_default().clone())
             }
+        };
+        SecretHandle {
+            secrets: self.clone(),
+            reference: Arc::new(reference),
+            slot,
         }
     }
-    Err(ResolveError::NotFound {
-        reference: described.to_owned(),
-        tried: tried.join("; "),
-    })
+
+    /// Stops background refreshes.
+    pub async fn shutdown(&self) {
+        self.policy.shutdown().await;
+    }
+
+    /// Asks the sources, without the cache.
+    async fn fetch(&self, reference: &CredentialRef) -> Fetched {
+        let described = reference.describe();
+        let (sources, query): (Vec<&Arc<dyn SecretSource>>, SecretQuery<'_>) = match reference {
+            CredentialRef::Literal(value) => return Ok(self.literal(value)),
+            CredentialRef::Env(name) => {
+                let value = self.env.var(name).filter(|v| !v.is_empty());
+                return match value {
+                    Some(value) => Ok(self.found(SecretString::from(value), "env", None, None)),
+                    None => Err(ResolveError::NotFound {
+                        reference: described,
+                        tried: "the environment variable is unset or empty".to_owned(),
+                    }),
+                };
+            }
+            CredentialRef::File(path) => {
+                return match local::read_secret_file(path).await {
+                    Ok(Lookup::Found(v)) => Ok(self.found(v.value, "file", None, v.expires_at)),
+                    Ok(Lookup::NotFound) => Err(ResolveError::NotFound {
+                        reference: described,
+                        tried: "the file is missing or empty".to_owned(),
+                    }),
+                    Err(err) => Err(ResolveError::Failed {
+                        reference: described,
+                        tried: err.to_string(),
+                    }),
+                };
+            }
+            CredentialRef::Secret(name) => (self.chain.iter().collect(), query(name, None)),
+            CredentialRef::Vault { path, field } => (
+                self.first("vault", &described)?,
+                query(path, field.as_deref()),
+            ),
+            CredentialRef::AwsSm { id, field } => (
+                self.first("aws_secrets_manager", &described)?,
+                query(id, field.as_deref()),
+            ),
+            CredentialRef::AzureKv(name) => (
+                self.first("azure_key_vault", &described)?,
+                query(name, None),
+            ),
+            CredentialRef::Exec(name) => (self.first("exec", &described)?, query(name, None)),
+        };
+        let mut tried = Vec::new();
+        let mut failed = false;
+        for source in sources {
+            let answer = tokio::time::timeout(SOURCE_DEADLINE, source.fetch(query)).await;
+            let answer = answer.unwrap_or_else(|_| {
+                Err(SourceError::new(format!(
+                    "no answer within {}s",
+                    SOURCE_DEADLINE.as_secs()
+                )))
+            });
+            let outcome = match &answer {
+                Ok(Lookup::Found(_)) => "found",
+                Ok(Lookup::NotFound) => "not_found",
+                Err(_) => "error",
+            };
+            metrics::counter!("keygate_secret_fetches_total", "source" => source.kind().to_owned(), "outcome" => outcome)
+                .increment(1);
+            match answer {
+                Ok(Lookup::Found(v)) => {
+                    let description = source.describe();
+                    tracing::debug!(reference = %described, source = %description, "secret fetched");
+                    return Ok(self.found(v.value, &description, source.ttl(), v.expires_at));
+                }
+                Ok(Lookup::NotFound) => tried.push(format!("{}: not found", source.describe())),
+                Err(err) => {
+                    failed = true;
+                    tried.push(format!("{}: {err}", source.describe()));
+                }
+            }
+        }
+        let tried = tried.join("; ");
+        Err(if failed {
+            ResolveError::Failed {
+                reference: described,
+                tried,
+            }
+        } else {
+            ResolveError::NotFound {
+                reference: described,
+                tried,
+            }
+        })
+    }
+
+    fn first(
+        &self,
+        kind: &'static str,
+        described: &str,
+    ) -> Result<Vec<&Arc<dyn SecretSource>>, ResolveError> {
+        let source = self.chain.iter().find(|s| s.kind() == kind);
+        source.map(|s| vec![s]).ok_or(ResolveError::NoSource {
+            reference: described.to_owned(),
+            kind,
+        })
+    }
+
+    fn found(
+        &self,
+        value: SecretString,
+        source: &str,
+        ttl: Option<Duration>,
+        expires_at: Option<std::time::SystemTime>,
+    ) -> Resolved {
+        Resolved {
+            value: Arc::new(value),
+            source: Arc::from(source),
+            fresh_until: std::time::Instant::now(),
+            ttl: ttl.unwrap_or(self.ttl),
+            expires_at,
+        }
+    }
+
+    fn literal(&self, value: &SecretString) -> Resolved {
+        let mut resolved = self.found(value.clone(), "literal", None, None);
+        resolved.fresh_until += Duration::from_secs(86_400 * 365);
+        resolved
+    }
 }
 
-fn non_empty(value: Option<String>) -> Option<SecretString> {
-    value.filter(|v| !v.is_empty()).map(SecretString::from)
+fn query<'a>(name: &'a str, field: Option<&'a str>) -> SecretQuery<'a> {
+    SecretQuery { name, field }
 }
 
-fn unsupported(reference: String, source_kind: &'static str) -> Result<SecretString, ResolveError> {
-    Err(ResolveError::Unsupported {
-        reference,
-        source_kind,
-    })
+/// Resolves one credential reference, through its cache slot.
+#[derive(Clone)]
+pub struct SecretHandle {
+    secrets: Arc<Secrets>,
+    reference: Arc<CredentialRef>,
+    slot: Option<Arc<Slot>>,
 }
 
-#[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
+impl std::fmt::Debug for SecretHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reference.describe())
+    }
+}
 
-    use secrecy::ExposeSecret;
-
-    use super::*;
-
-    fn env() -> HashMap<String, String> {
-        [("K".to_owned(), "from-env".to_owned())]
-            .into_iter()
-            .collect()
+impl SecretHandle {
+    /// The secret, from the cache when fresh.
+    pub async fn get(&self) -> Result<Resolved, ResolveError> {
+        let Some(slot) = &self.slot else {
+            return match self.reference.as_ref() {
+                CredentialRef::Literal(value) => Ok(self.secrets.literal(value)),
+                _ => self.secrets.fetch(&self.reference).await,
+            };
+        };
+        let secrets = self.secrets.clone();
+        let reference = self.reference.clone();
+        let fetch = move || {
+            let secrets = secrets.clone();
+            let reference = reference.clone();
+            async move { secrets.fetch(&reference).await }
+        };
+        slot.get(&self.secrets.policy, fetch).await
     }
 
-    #[test]
-    fn env_and_chain_resolve() {
-        let got = resolve(&"env:K".parse().unwrap(), &[], &env()).unwrap();
-        assert_eq!(got.expose_secret(), "from-env");
-        let got = resolve(&"secret:K".parse().unwrap(), &[], &env()).unwrap();
-        assert_eq!(got.expose_secret(), "from-env");
+    /// The reference, described (never the key).
+    pub fn describe(&self) -> String {
+        self.reference.describe()
     }
 
-    #[test]
-    fn chain_falls_through_to_dotenv_and_reports_what_it_tried() {
-        let dir = std::env::temp_dir().join(format!("kg-dotenv-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(".env");
-        std::fs::write(&path, "OTHER=x\nD=from-dotenv\n").unwrap();
-        let chain = [
-            SourceConfig::Env(Default::default()),
-            SourceConfig::Dotenv(crate::config::DotenvSourceConfig { path, ttl: None }),
-        ];
-        let got = resolve(&"secret:D".parse().unwrap(), &chain, &env()).unwrap();
-        assert_eq!(got.expose_secret(), "from-dotenv");
-        let err = resolve(&"secret:NONE".parse().unwrap(), &chain, &env()).unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.contains("env: NONE unset") && text.contains("no NONE"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn file_trims_one_trailing_newline() {
-        let path = std::env::temp_dir().join(format!("kg-secret-{}", std::process::id()));
-        std::fs::write(&path, "file-key\n").unwrap();
-        let reference = CredentialRef::File(path);
-        let got = resolve(&reference, &[], &env()).unwrap();
-        assert_eq!(got.expose_secret(), "file-key");
-    }
-
-    #[test]
-    fn missing_env_is_not_found() {
-        let err = resolve(&"env:MISSING".parse().unwrap(), &[], &env()).unwrap_err();
-        assert!(matches!(err, ResolveError::NotFound { .. }));
+    /// The cached answer, if any, without asking a source.
+    pub fn peek(&self) -> Option<Result<Resolved, ResolveError>> {
+        match &self.slot {
+            Some(slot) => slot.peek(),
+            None => None,
+        }
     }
 }

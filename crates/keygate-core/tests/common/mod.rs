@@ -40,12 +40,17 @@ pub fn env() -> HashMap<String, String> {
 /// Builds the full app state from YAML text.
 pub async fn state(yaml: &str) -> AppState {
     let config = Config::parse(yaml, "test", &env()).unwrap();
-    let live = LiveState::build(config, &env()).unwrap();
+    let client = build_http_client().unwrap();
+    let ctx = keygate_core::secrets::SourceContext {
+        client: &client,
+        env: std::sync::Arc::new(env()),
+    };
+    let live = LiveState::build(config, &ctx).unwrap();
     let url = format!("sqlite://{}/keygate.db", temp_dir().display());
     let store = Store::connect(&url).await.unwrap();
     AppState::new(
         live,
-        build_http_client().unwrap(),
+        client,
         store,
         keygate_core::telemetry::install_recorder(),
     )
