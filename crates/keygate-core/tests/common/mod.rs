@@ -39,11 +39,22 @@ pub fn env() -> HashMap<String, String> {
 
 /// Builds the full app state from YAML text.
 pub async fn state(yaml: &str) -> AppState {
-    let config = Config::parse(yaml, "test", &env()).unwrap();
+    state_with_env(yaml, &[]).await
+}
+
+/// Builds the full app state from YAML text, with extra variables in the environment.
+pub async fn state_with_env(yaml: &str, extra: &[(&str, &str)]) -> AppState {
+    let mut env = env();
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let config = Config::parse(yaml, "test", &env).unwrap();
     let client = build_http_client().unwrap();
     let ctx = keygate_core::secrets::SourceContext {
         client: &client,
-        env: std::sync::Arc::new(env()),
+        env: std::sync::Arc::new(env),
     };
     let live = LiveState::build(config, &ctx).unwrap();
     let url = format!("sqlite://{}/keygate.db", temp_dir().display());
@@ -65,7 +76,12 @@ pub struct Gateway {
 }
 
 pub async fn spawn(yaml: &str) -> Gateway {
-    let state = state(yaml).await;
+    spawn_with_env(yaml, &[]).await
+}
+
+/// A gateway serving on a free port, with extra variables in its environment.
+pub async fn spawn_with_env(yaml: &str, extra: &[(&str, &str)]) -> Gateway {
+    let state = state_with_env(yaml, extra).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
