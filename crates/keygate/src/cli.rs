@@ -18,6 +18,28 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway.
     Serve(ServeArgs),
+    /// Upstream credentials.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+/// `keygate secrets ...`.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// For every model, which source supplies its key, whether it resolves, and until when it
+    /// would be cached. Offline: reads the config and asks the sources, starts no server.
+    Check(SecretsCheckArgs),
+}
+
+/// `keygate secrets check`.
+#[derive(Debug, Args)]
+pub struct SecretsCheckArgs {
+    /// YAML config file.
+    #[arg(long, env = "KEYGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `keygate serve`.

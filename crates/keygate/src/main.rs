@@ -4,6 +4,7 @@
 
 mod cli;
 mod dev;
+mod secrets_check;
 mod serve;
 
 use clap::Parser;
@@ -23,11 +24,15 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            cli::Command::Serve(args) => serve::run(args).await,
+            cli::Command::Serve(args) => serve::run(args).await.map(|()| true),
+            cli::Command::Secrets(cli::SecretsCommand::Check(args)) => {
+                secrets_check::run(args).await
+            }
         }
     });
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
         Err(err) => {
             eprintln!("keygate: {err:#}");
             std::process::ExitCode::from(2)

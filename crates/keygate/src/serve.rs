@@ -20,7 +20,7 @@ use crate::dev::{merge_models, random_hex, Dev};
 type SharedEnv = Arc<dyn Env + Send + Sync>;
 
 /// Loads the config file (or the default one) and applies the environment over it.
-fn load_config(path: Option<&PathBuf>, env: &dyn Env) -> anyhow::Result<Config> {
+pub fn load_config(path: Option<&PathBuf>, env: &dyn Env) -> anyhow::Result<Config> {
     let mut config = match path {
         Some(path) => Config::load(path, env)?,
         None => Config::default(),
