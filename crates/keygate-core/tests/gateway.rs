@@ -320,3 +320,44 @@ async fn reload_swaps_models_without_touching_requests_in_flight() {
         .collect();
     assert!(all.ends_with("data: [DONE]\n\n"), "{all}");
 }
+
+#[tokio::test]
+async fn client_disconnect_cancels_the_upstream_stream() {
+    let s = setup(
+        r#"
+  - name: long
+    provider: openai_compatible
+    api_base: "{mock}/v1"
+    api_key: env:UPSTREAM_KEY
+    model: "gpt:chunks=100,delay_ms=100"
+  - name: long-claude
+    provider: anthropic
+    api_base: "{mock}"
+    api_key: env:UPSTREAM_KEY
+    model: "claude:chunks=100,delay_ms=100"
+"#,
+    )
+    .await;
+    // Passthrough and both translated directions: ten seconds of stream each, abandoned early.
+    for (path, model) in [
+        ("/v1/chat/completions", "long"),
+        ("/v1/chat/completions", "long-claude"),
+        ("/v1/messages", "long"),
+    ] {
+        let mut body = chat(model, true);
+        body["max_tokens"] = json!(50);
+        let mut response = s.post(path, body).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.chunk().await.unwrap().unwrap();
+        assert_eq!(s.mock.open_streams(), 1, "{path} {model}");
+        drop(response);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while s.mock.open_streams() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{path} {model}: the upstream stream outlived the client"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

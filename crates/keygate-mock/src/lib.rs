@@ -126,6 +126,11 @@ impl MockServer {
         self.state.records()
     }
 
+    /// Streamed responses being sent right now (0 once every stream ended or was abandoned).
+    pub fn open_streams(&self) -> u64 {
+        self.state.open_streams()
+    }
+
     /// Forgets the recorded requests.
     pub fn clear(&self) {
         self.state.clear();

@@ -51,11 +51,18 @@ pub fn router(state: MockState) -> Router {
             post(embeddings::azure),
         )
         .route("/mock/requests", get(list_records).delete(clear_records))
+        .route("/mock/stats", get(stats))
         .route("/health", get(|| async { "ok" }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// `GET /mock/stats`: `{"open_streams": N}`.
+async fn stats(State(state): State<MockState>) -> Response {
+    let body = serde_json::json!({"open_streams": state.open_streams()});
+    json_response(StatusCode::OK, body.to_string().into_bytes())
 }
 
 /// A response with a JSON body.

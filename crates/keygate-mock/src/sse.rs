@@ -65,6 +65,7 @@ struct Cursor {
     cut_at: Option<usize>,
     state: MockState,
     done: bool,
+    _open: crate::state::OpenStream,
 }
 
 /// A 200 event-stream response playing `plan`, shaped by the request's directives.
@@ -85,6 +86,7 @@ pub(crate) fn response(
         cut_at: at(directives.cut_after),
         state: state.clone(),
         done: false,
+        _open: state.stream_opened(),
     };
     let frames = stream::unfold(cursor, |mut cursor| async move {
         if cursor.done {

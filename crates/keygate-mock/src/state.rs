@@ -23,6 +23,18 @@ struct Inner {
     seq: AtomicU64,
     records: Mutex<Vec<Record>>,
     shutdown: watch::Sender<bool>,
+    open_streams: AtomicU64,
+}
+
+/// Counts one streamed response while it is being sent; dropped when the stream ends or the
+/// client goes away (which is how tests see that a disconnect reached the upstream).
+#[derive(Debug)]
+pub(crate) struct OpenStream(MockState);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.inner.open_streams.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl MockState {
@@ -35,6 +47,7 @@ impl MockState {
                 seq: AtomicU64::new(0),
                 records: Mutex::new(Vec::new()),
                 shutdown,
+                open_streams: AtomicU64::new(0),
             }),
         }
     }
@@ -47,6 +60,17 @@ impl MockState {
     /// The requests received so far, in order.
     pub fn records(&self) -> Vec<Record> {
         self.lock().clone()
+    }
+
+    /// Streamed responses being sent right now.
+    pub fn open_streams(&self) -> u64 {
+        self.inner.open_streams.load(Ordering::SeqCst)
+    }
+
+    /// Marks a streamed response as open until the returned guard drops.
+    pub(crate) fn stream_opened(&self) -> OpenStream {
+        self.inner.open_streams.fetch_add(1, Ordering::SeqCst);
+        OpenStream(self.clone())
     }
 
     /// Forgets the recorded requests (the sequence numbers keep counting).
