@@ -2,7 +2,10 @@
 //! embedded in the binary and applied at start. Later concerns (keys, leases, spend) add their
 //! tables as new migrations; a migration once released is never edited.
 
+mod keys;
 mod migrations;
+
+pub use keys::{KeyFilter, KeyRecord, SpendEntry};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -18,6 +21,9 @@ pub enum StoreError {
     /// The URL is neither `sqlite://` nor `postgres://`.
     #[error("unsupported database URL scheme (use sqlite://PATH or postgres://...)")]
     UnsupportedUrl,
+    /// A unique field (`key_alias`, or the key itself) is already taken.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
     /// The database could not be opened or a statement failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

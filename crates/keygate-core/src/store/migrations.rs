@@ -11,20 +11,98 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "instance",
-    sqlite: "CREATE TABLE IF NOT EXISTS keygate_instance (
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "instance",
+        sqlite: "CREATE TABLE IF NOT EXISTS keygate_instance (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
     );
     INSERT OR IGNORE INTO keygate_instance (id) VALUES (1);",
-    postgres: "CREATE TABLE IF NOT EXISTS keygate_instance (
+        postgres: "CREATE TABLE IF NOT EXISTS keygate_instance (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         created_at TIMESTAMPTZ NOT NULL DEFAULT now()
     );
     INSERT INTO keygate_instance (id) VALUES (1) ON CONFLICT DO NOTHING;",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "virtual keys and spend log",
+        sqlite: "CREATE TABLE keygate_keys (
+        token_id TEXT PRIMARY KEY,
+        key_name TEXT NOT NULL,
+        key_alias TEXT UNIQUE,
+        models TEXT NOT NULL DEFAULT '[]',
+        spend REAL NOT NULL DEFAULT 0,
+        max_budget REAL,
+        soft_budget REAL,
+        budget_duration TEXT,
+        budget_reset_at INTEGER,
+        rpm_limit INTEGER,
+        tpm_limit INTEGER,
+        max_parallel_requests INTEGER,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        team_id TEXT,
+        user_id TEXT,
+        blocked BOOLEAN NOT NULL DEFAULT FALSE,
+        expires INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        last_used_at INTEGER
+    );
+    CREATE INDEX keygate_keys_user ON keygate_keys (user_id);
+    CREATE INDEX keygate_keys_team ON keygate_keys (team_id);
+    CREATE TABLE keygate_spend_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        token_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cost REAL NOT NULL,
+        status INTEGER NOT NULL,
+        latency_ms REAL NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX keygate_spend_log_token ON keygate_spend_log (token_id, created_at);",
+        postgres: "CREATE TABLE keygate_keys (
+        token_id TEXT PRIMARY KEY,
+        key_name TEXT NOT NULL,
+        key_alias TEXT UNIQUE,
+        models TEXT NOT NULL DEFAULT '[]',
+        spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+        max_budget DOUBLE PRECISION,
+        soft_budget DOUBLE PRECISION,
+        budget_duration TEXT,
+        budget_reset_at BIGINT,
+        rpm_limit BIGINT,
+        tpm_limit BIGINT,
+        max_parallel_requests BIGINT,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        team_id TEXT,
+        user_id TEXT,
+        blocked BOOLEAN NOT NULL DEFAULT FALSE,
+        expires BIGINT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        last_used_at BIGINT
+    );
+    CREATE INDEX keygate_keys_user ON keygate_keys (user_id);
+    CREATE INDEX keygate_keys_team ON keygate_keys (team_id);
+    CREATE TABLE keygate_spend_log (
+        id BIGSERIAL PRIMARY KEY,
+        token_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        prompt_tokens BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        cost DOUBLE PRECISION NOT NULL,
+        status INTEGER NOT NULL,
+        latency_ms DOUBLE PRECISION NOT NULL,
+        created_at BIGINT NOT NULL
+    );
+    CREATE INDEX keygate_spend_log_token ON keygate_spend_log (token_id, created_at);",
+    },
+];
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS keygate_migrations (
     version BIGINT PRIMARY KEY,

@@ -142,3 +142,33 @@ models:
 "#
     )
 }
+
+/// A string unique to this process and call, for names in shared databases.
+pub fn unique() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `KEYGATE_TEST_POSTGRES_URL`; without it the test fails loudly, unless
+/// `KEYGATE_TEST_SKIP_SERVICES=1` says to skip tests that need PostgreSQL (then `None`).
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("KEYGATE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("KEYGATE_TEST_SKIP_SERVICES").as_deref() == Ok("1") => {
+            eprintln!("skipped: KEYGATE_TEST_SKIP_SERVICES=1 and no KEYGATE_TEST_POSTGRES_URL");
+            None
+        }
+        _ => panic!(
+            "KEYGATE_TEST_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test); \
+             set KEYGATE_TEST_SKIP_SERVICES=1 to skip tests that need PostgreSQL"
+        ),
+    }
+}
