@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod keys;
 pub mod providers;
 pub mod secrets;
 pub mod server;

@@ -1,0 +1,5 @@
+//! Virtual keys: keygate's own keys for consumers, scoped to models, with budgets, rate limits
+//! and expiry, managed through LiteLLM's key API. Upstream keys stay hidden behind them.
+
+pub mod duration;
+pub mod token;

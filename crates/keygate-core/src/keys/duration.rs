@@ -1,0 +1,165 @@
+//! LiteLLM's duration grammar for `duration` and `budget_duration`: a whole number and one unit,
+//! `s`, `m`, `h`, `d`, `w` or `mo` (calendar months, the day clamped to the target month's last
+//! day, as LiteLLM's `duration_in_seconds`). A bare number, a fraction, a sign or anything after
+//! the unit is refused.
+
+/// Why a duration is refused (the message names the grammar).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Invalid duration `{0}`: use a whole number and a unit, one of s, m, h, d, w, mo (e.g. 30s, 12h, 30d, 1mo)")]
+pub struct DurationError(pub String);
+
+/// A parsed duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LitellmDuration {
+    /// A fixed number of seconds.
+    Seconds(u64),
+    /// Calendar months.
+    Months(u32),
+}
+
+/// Parses `text` strictly.
+pub fn parse(text: &str) -> Result<LitellmDuration, DurationError> {
+    let bad = || DurationError(text.to_owned());
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    if number.is_empty() || number.len() > 12 {
+        return Err(bad());
+    }
+    let value: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = |per: u64| {
+        value
+            .checked_mul(per)
+            .map(LitellmDuration::Seconds)
+            .ok_or_else(bad)
+    };
+    match unit {
+        "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3_600),
+        "d" => seconds(86_400),
+        "w" => seconds(604_800),
+        "mo" => u32::try_from(value)
+            .ok()
+            .filter(|m| *m <= 1_200)
+            .map(LitellmDuration::Months)
+            .ok_or_else(bad),
+        _ => Err(bad()),
+    }
+}
+
+impl LitellmDuration {
+    /// The instant (Unix ms) this long after `from_ms`.
+    pub fn after(self, from_ms: i64) -> i64 {
+        match self {
+            Self::Seconds(s) => {
+                from_ms.saturating_add(i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000))
+            }
+            Self::Months(months) => add_months(from_ms, months),
+        }
+    }
+}
+
+/// `from_ms` plus `months` calendar months (UTC), the day clamped to the month's last day.
+fn add_months(from_ms: i64, months: u32) -> i64 {
+    let day_ms = 86_400_000;
+    let days = from_ms.div_euclid(day_ms);
+    let time_of_day = from_ms.rem_euclid(day_ms);
+    let (year, month, day) = civil_from_days(days);
+    let total = i64::from(month) - 1 + i64::from(months);
+    let year = year + total.div_euclid(12);
+    let month = u32::try_from(total.rem_euclid(12) + 1).unwrap_or(1);
+    let day = day.min(days_in_month(year, month));
+    days_from_civil(year, month, day) * day_ms + time_of_day
+}
+
+fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(year) => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 -> (year, month, day), Howard Hinnant's algorithm.
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// (year, month, day) -> days since 1970-01-01.
+pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let month = i64::from(month);
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grammar() {
+        assert_eq!(parse("30s"), Ok(LitellmDuration::Seconds(30)));
+        assert_eq!(parse("5m"), Ok(LitellmDuration::Seconds(300)));
+        assert_eq!(parse("2h"), Ok(LitellmDuration::Seconds(7_200)));
+        assert_eq!(parse("30d"), Ok(LitellmDuration::Seconds(2_592_000)));
+        assert_eq!(parse("1w"), Ok(LitellmDuration::Seconds(604_800)));
+        assert_eq!(parse("2mo"), Ok(LitellmDuration::Months(2)));
+        for bad in [
+            "30",
+            "",
+            "s",
+            "1.5h",
+            "-1s",
+            "10x",
+            "10s ",
+            " 10s",
+            "1y",
+            "10 s",
+            "99999999999999s",
+            "1M",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse("30").unwrap_err().to_string().contains("mo"));
+    }
+
+    #[test]
+    fn months_are_calendar_months_with_the_day_clamped() {
+        let at = |y, m, d| days_from_civil(y, m, d) * 86_400_000 + 3_600_000;
+        assert_eq!(
+            LitellmDuration::Months(1).after(at(2026, 1, 31)),
+            at(2026, 2, 28)
+        );
+        assert_eq!(
+            LitellmDuration::Months(1).after(at(2028, 1, 31)),
+            at(2028, 2, 29)
+        );
+        assert_eq!(
+            LitellmDuration::Months(2).after(at(2026, 11, 22)),
+            at(2027, 1, 22)
+        );
+        assert_eq!(
+            LitellmDuration::Months(12).after(at(2026, 3, 1)),
+            at(2027, 3, 1)
+        );
+        assert_eq!(civil_from_days(days_from_civil(2000, 2, 29)), (2000, 2, 29));
+        assert_eq!(LitellmDuration::Seconds(60).after(1_000), 61_000);
+    }
+}
