@@ -96,8 +96,7 @@ pub(crate) fn format_errors(body: &[u8]) -> String {
         .unwrap_or_default();
     let joined = texts
         .iter()
-        .map(|t| t.trim())
-        .filter(|t| !t.is_empty())
+        .flat_map(|t| unwrap_multierror(t))
         .collect::<Vec<_>>()
         .join("; ");
     if joined.is_empty() {
@@ -109,6 +108,21 @@ pub(crate) fn format_errors(body: &[u8]) -> String {
     } else {
         format!(": {cut}")
     }
+}
+
+/// One error text as single-line items: Vault's `"1 error occurred:\n\t* permission denied\n\n"`
+/// becomes `["permission denied"]`; other texts have their whitespace runs collapsed.
+fn unwrap_multierror(text: &str) -> Vec<String> {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default();
+    let items: Vec<String> = if first.ends_with("occurred:") {
+        lines
+            .map(|l| l.trim_start_matches('*').trim().to_owned())
+            .collect()
+    } else {
+        vec![text.split_whitespace().collect::<Vec<_>>().join(" ")]
+    };
+    items.into_iter().filter(|i| !i.is_empty()).collect()
 }
 
 #[cfg(test)]
@@ -123,6 +137,10 @@ mod tests {
         );
         assert_eq!(format_errors(br#"{"errors":["a","b"]}"#), ": a; b");
         assert_eq!(format_errors(br#"{"errors":[]}"#), "");
+        let multi = br#"{"errors":["1 error occurred:\n\t* permission denied\n\n"]}"#;
+        assert_eq!(format_errors(multi), ": permission denied");
+        let two = br#"{"errors":["2 errors occurred:\n\t* a\n\t* b\n\n", "c\n d"]}"#;
+        assert_eq!(format_errors(two), ": a; b; c d");
         assert_eq!(format_errors(b"not json"), "");
         let long = format!(r#"{{"errors":["{}"]}}"#, "x".repeat(1000));
         assert!(format_errors(long.as_bytes()).len() < 310);
