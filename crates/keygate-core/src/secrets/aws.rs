@@ -162,6 +162,7 @@ impl AwsSecretsManager {
         let kind = error
             .kind
             .or(error_type_header)
+            .or_else(|| xml_error_code(&bytes))
             .map(|t| short_error_type(&t).to_owned())
             .unwrap_or_else(|| "unknown error".to_owned());
         if kind == "ResourceNotFoundException" {
@@ -256,6 +257,15 @@ fn parse_secret(name: &str, field: Option<&str>, body: &[u8]) -> Result<Lookup, 
 fn short_error_type(kind: &str) -> &str {
     let kind = kind.rsplit('#').next().unwrap_or(kind);
     kind.split(':').next().unwrap_or(kind).trim()
+}
+
+/// `<Code>X</Code>` of an XML error body (emulators answer some failures, such as a bad
+/// signature, in the query protocol's XML).
+fn xml_error_code(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("<Code>")? + "<Code>".len();
+    let len = text.get(start..)?.find("</Code>")?;
+    Some(clean(text.get(start..start + len)?))
 }
 
 /// A server-supplied message made safe for one log line: control characters dropped, at most

@@ -358,6 +358,12 @@ fn error_types_and_messages() {
         "ResourceNotFoundException"
     );
     assert_eq!(short_error_type("Throttling:http://x/doc"), "Throttling");
+    let xml = b"<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code></Error></ErrorResponse>";
+    assert_eq!(
+        xml_error_code(xml).as_deref(),
+        Some("SignatureDoesNotMatch")
+    );
+    assert_eq!(xml_error_code(b"{}"), None);
     assert_eq!(clean("a\nb"), "ab");
     assert_eq!(clean(&"x".repeat(400)).chars().count(), 301);
 }
