@@ -159,10 +159,14 @@ pub struct AwsSourceConfig {
     /// e.g. `us-east-1`; `AWS_REGION`/`AWS_DEFAULT_REGION` when absent.
     #[serde(default)]
     pub region: Option<String>,
-    /// A custom endpoint (moto, LocalStack, VPC endpoints).
+    /// A custom endpoint (moto, LocalStack, VPC endpoints); `AWS_ENDPOINT_URL_SECRETS_MANAGER`
+    /// or `AWS_ENDPOINT_URL` when absent, else `https://secretsmanager.{region}.amazonaws.com`.
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// Named profile in the shared credentials file; `AWS_PROFILE` or `default` when absent.
+    /// Named profile in the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE` or
+    /// `~/.aws/credentials`). When set, it is used even if `AWS_ACCESS_KEY_ID` is; when absent,
+    /// the `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN` variables, else the
+    /// file's `AWS_PROFILE` or `default` profile.
     #[serde(default)]
     pub profile: Option<String>,
     /// Cache TTL for this source.
@@ -182,10 +186,12 @@ pub struct AzureSourceConfig {
     /// App registration id; `AZURE_CLIENT_ID` when absent.
     #[serde(default)]
     pub client_id: Option<String>,
-    /// Credential reference for the client secret; `env:AZURE_CLIENT_SECRET` when absent.
+    /// Credential reference for the client secret: `env:NAME`, `file:PATH` (read at each token
+    /// request) or the secret itself; `env:AZURE_CLIENT_SECRET` when absent.
     #[serde(default)]
     pub client_secret: Option<String>,
-    /// Token authority, `https://login.microsoftonline.com` when absent (sovereign clouds, tests).
+    /// Token authority (sovereign clouds, tests); `AZURE_AUTHORITY_HOST` when absent, else
+    /// `https://login.microsoftonline.com`.
     #[serde(default)]
     pub authority: Option<String>,
     /// Cache TTL for this source.
