@@ -1,5 +1,6 @@
 //! Virtual keys: keygate's own keys for consumers, scoped to models, with budgets, rate limits
 //! and expiry, managed through LiteLLM's key API. Upstream keys stay hidden behind them.
 
+pub mod cache;
 pub mod duration;
 pub mod token;

@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Limits};
+use crate::keys::cache::KeyCache;
 use crate::providers::{ModelRoute, RouteError};
 use crate::secrets::{self, SecretSource, Secrets, SourceBuildError, SourceContext};
 use crate::store::Store;
@@ -148,6 +149,7 @@ struct Inner {
     live: ArcSwap<LiveState>,
     client: reqwest::Client,
     store: Store,
+    keys: KeyCache,
     metrics: Option<PrometheusHandle>,
     started: Instant,
 }
@@ -165,6 +167,7 @@ impl AppState {
                 live: ArcSwap::from_pointee(live),
                 client,
                 store,
+                keys: KeyCache::default(),
                 metrics,
                 started: Instant::now(),
             }),
@@ -189,6 +192,11 @@ impl AppState {
     /// The key store.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Cached virtual-key lookups; invalidate after every change to a key.
+    pub fn keys(&self) -> &KeyCache {
+        &self.inner.keys
     }
 
     /// The Prometheus renderer, when metrics are on.

@@ -74,7 +74,11 @@ async fn exercise(store: &Store) {
         created_at: 5,
     };
     store
-        .record_spend(&[(regenerated.token_id.clone(), 0.25)], std::slice::from_ref(&entry), 5)
+        .record_spend(
+            &[(regenerated.token_id.clone(), 0.25)],
+            std::slice::from_ref(&entry),
+            5,
+        )
         .await
         .unwrap();
     assert_eq!(
