@@ -168,15 +168,17 @@ class OpenBao:
         for e in self.audit_entries():
             if e.get("type") == "response":
                 tok = ((e.get("response") or {}).get("auth") or {}).get("client_token")
-                if tok:
+                if tok and tok != self.ROOT_TOKEN:
                     tokens.add(tok)
         return tokens
 
-    def requests_to(self, path_prefix: str) -> list[dict[str, Any]]:
-        """Audit `request` entries whose path starts with `path_prefix` (e.g. `secret/data/x`)."""
+    def requests_to(self, path_prefix: str, operation: str | None = None) -> list[dict[str, Any]]:
+        """Audit `request` entries whose path starts with `path_prefix` (e.g. `secret/data/x`),
+        optionally only those of one operation (`read`, `update`, ...)."""
         return [e for e in self.audit_entries()
                 if e.get("type") == "request"
-                and (e.get("request") or {}).get("path", "").startswith(path_prefix)]
+                and (e.get("request") or {}).get("path", "").startswith(path_prefix)
+                and (operation is None or (e.get("request") or {}).get("operation") == operation)]
 
 
 def start_openbao(logdir: Path, name: str = "openbao") -> OpenBao:
@@ -366,7 +368,7 @@ class FakeAzureKeyVault:
                         "code": "BadParameter",
                         "message": "The specified version is not recognized."}})
                 with fake._lock:
-                    value = fake.secrets.get(name)
+                    value = fake.secrets.get(name.lower())  # names are case-insensitive
                 if value is None:
                     record["status"] = 404
                     return self._send(404, {"error": {
@@ -393,11 +395,13 @@ class FakeAzureKeyVault:
 
     def set(self, name: str, value: str) -> None:
         with self._lock:
-            self.secrets[name] = value
+            self.secrets[name.lower()] = value
 
     def fetches(self, name: str) -> list[dict[str, Any]]:
+        """Successful reads of `name` (compared case-insensitively, as the service does)."""
         with self._lock:
-            return [r for r in self.secret_requests if r["name"] == name and r["status"] == 200]
+            return [r for r in self.secret_requests
+                    if r["name"].lower() == name.lower() and r["status"] == 200]
 
     def source_config(self, **extra: Any) -> dict[str, Any]:
         config = {"type": "azure_key_vault", "vault_url": self.url, "tenant_id": self.tenant,
