@@ -11,13 +11,15 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::GatewayError;
-use crate::state::LiveState;
+use crate::state::{AppState, LiveState};
 
 /// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Caller {
     /// The holder of the admin key.
     Admin,
+    /// A virtual key, as stored.
+    Virtual(std::sync::Arc<crate::store::KeyRecord>),
 }
 
 /// The key the caller presents: `Authorization: Bearer KEY` first, then `x-api-key`.
@@ -37,14 +39,35 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|key| !key.is_empty())
 }
 
-/// Authenticates an inference caller.
-pub fn authenticate(headers: &HeaderMap, live: &LiveState) -> Result<Caller, GatewayError> {
+/// Whether `headers` carry the admin key.
+pub fn authenticate_admin(headers: &HeaderMap, live: &LiveState) -> Result<Caller, GatewayError> {
     let key = presented_key(headers).ok_or(GatewayError::Unauthorized)?;
-    let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-    match live.admin_key_hash() {
-        Some(admin) if bool::from(admin.ct_eq(&digest)) => Ok(Caller::Admin),
-        _ => Err(GatewayError::Unauthorized),
+    if is_admin(key, live) {
+        Ok(Caller::Admin)
+    } else {
+        Err(GatewayError::Unauthorized)
     }
+}
+
+fn is_admin(key: &str, live: &LiveState) -> bool {
+    let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+    live.admin_key_hash()
+        .is_some_and(|admin| bool::from(admin.ct_eq(&digest)))
+}
+
+/// Authenticates an inference caller: the admin key, else a virtual key that may be used now.
+pub async fn authenticate(
+    headers: &HeaderMap,
+    live: &LiveState,
+    state: &AppState,
+) -> Result<Caller, GatewayError> {
+    let key = presented_key(headers).ok_or(GatewayError::Unauthorized)?;
+    if is_admin(key, live) {
+        return Ok(Caller::Admin);
+    }
+    crate::keys::meter::authenticate(state, key)
+        .await
+        .map(Caller::Virtual)
 }
 
 #[cfg(test)]
@@ -86,7 +109,7 @@ mod tests {
             headers(&[("x-api-key", "admin-secret")]),
         ];
         for h in ok {
-            assert_eq!(authenticate(&h, &live).unwrap(), Caller::Admin);
+            assert_eq!(authenticate_admin(&h, &live).unwrap(), Caller::Admin);
         }
     }
 
@@ -102,7 +125,7 @@ mod tests {
             headers(&[("x-api-key", "admin-secret-")]),
         ];
         for h in bad {
-            assert!(authenticate(&h, &live).is_err(), "{h:?}");
+            assert!(authenticate_admin(&h, &live).is_err(), "{h:?}");
         }
     }
 
@@ -110,7 +133,7 @@ mod tests {
     fn no_admin_key_configured_refuses_everyone() {
         let live = live(None);
         let h = headers(&[("authorization", "Bearer anything")]);
-        assert!(authenticate(&h, &live).is_err());
-        assert!(authenticate(&h, &self::live(Some(""))).is_err());
+        assert!(authenticate_admin(&h, &live).is_err());
+        assert!(authenticate_admin(&h, &self::live(Some(""))).is_err());
     }
 }

@@ -103,6 +103,34 @@ pub enum GatewayError {
         /// Why it did not resolve (never the key).
         reason: String,
     },
+    /// The virtual key has expired.
+    #[error("Authentication Error - Expired Key: this key has expired; ask for a new one or extend it with /key/update.")]
+    KeyExpired,
+    /// The virtual key is blocked.
+    #[error("Authentication Error - this key is blocked.")]
+    KeyBlocked,
+    /// The virtual key may not call this model.
+    #[error("This key is not allowed to access model `{0}`.")]
+    ModelNotAllowed(String),
+    /// The key's budget is spent.
+    #[error("Budget has been exceeded! Current cost: {spend}, Max budget: {max_budget}")]
+    BudgetExceeded {
+        /// USD spent and reserved.
+        spend: f64,
+        /// The key's cap.
+        max_budget: f64,
+    },
+    /// A per-key rate limit is reached.
+    #[error("Rate limit reached for this key: {what}. Try again in {retry_after}s.")]
+    RateLimited {
+        /// Which limit.
+        what: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// The key store cannot be reached.
+    #[error("The key store is unavailable: {0}")]
+    StoreUnavailable(String),
     /// The model does not take keys from callers (`byok: deny`).
     #[error("The model `{model}` does not accept a caller's own key: remove the `{header}` header (byok: deny).")]
     ByokDenied {
@@ -141,7 +169,13 @@ impl GatewayError {
             | Self::Translate(_)
             | Self::ByokDenied { .. }
             | Self::ByokInvalid { .. } => StatusCode::BAD_REQUEST,
-            Self::ByokRequired { .. } => StatusCode::UNAUTHORIZED,
+            Self::ByokRequired { .. } | Self::KeyExpired | Self::KeyBlocked => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
+            Self::BudgetExceeded { .. } => StatusCode::BAD_REQUEST,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnknownModel(_) | Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -157,7 +191,10 @@ impl GatewayError {
     /// OpenAI's `code` field for this error.
     fn openai_code(&self) -> Option<&'static str> {
         match self {
-            Self::Unauthorized => Some("invalid_api_key"),
+            Self::Unauthorized | Self::KeyExpired | Self::KeyBlocked => Some("invalid_api_key"),
+            Self::BudgetExceeded { .. } => Some("budget_exceeded"),
+            Self::RateLimited { .. } => Some("rate_limit_exceeded"),
+            Self::ModelNotAllowed(_) => Some("model_not_allowed"),
             Self::UnknownModel(_) => Some("model_not_found"),
             Self::BodyTooLarge { .. } => Some("request_too_large"),
             Self::UpstreamTimeout(_) => Some("upstream_timeout"),
@@ -240,6 +277,8 @@ impl IntoResponse for ApiError {
         } = &self.error
         {
             headers.insert(header::RETRY_AFTER, value.clone());
+        } else if let GatewayError::RateLimited { retry_after, .. } = &self.error {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         } else if status == StatusCode::TOO_MANY_REQUESTS {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

@@ -3,4 +3,8 @@
 
 pub mod cache;
 pub mod duration;
+pub mod limits;
+pub mod meter;
+pub mod price;
+pub mod spend;
 pub mod token;

@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Limits};
 use crate::keys::cache::KeyCache;
+use crate::keys::limits::Ledgers;
+use crate::keys::spend::SpendWriter;
 use crate::providers::{ModelRoute, RouteError};
 use crate::secrets::{self, SecretSource, Secrets, SourceBuildError, SourceContext};
 use crate::store::Store;
@@ -150,6 +152,8 @@ struct Inner {
     client: reqwest::Client,
     store: Store,
     keys: KeyCache,
+    ledgers: Ledgers,
+    spend: SpendWriter,
     metrics: Option<PrometheusHandle>,
     started: Instant,
 }
@@ -162,12 +166,15 @@ impl AppState {
         store: Store,
         metrics: Option<PrometheusHandle>,
     ) -> Self {
+        let spend = SpendWriter::start(store.clone());
         Self {
             inner: Arc::new(Inner {
                 live: ArcSwap::from_pointee(live),
                 client,
                 store,
                 keys: KeyCache::default(),
+                ledgers: Ledgers::default(),
+                spend,
                 metrics,
                 started: Instant::now(),
             }),
@@ -197,6 +204,23 @@ impl AppState {
     /// Cached virtual-key lookups; invalidate after every change to a key.
     pub fn keys(&self) -> &KeyCache {
         &self.inner.keys
+    }
+
+    /// In-memory budget, rate and concurrency counters of virtual keys.
+    pub fn ledgers(&self) -> &Ledgers {
+        &self.inner.ledgers
+    }
+
+    /// Where settled requests are queued for the store.
+    pub fn spend_writer(&self) -> &SpendWriter {
+        &self.inner.spend
+    }
+
+    /// Flushes what is queued for the store and stops background work. Call once, after the
+    /// server has stopped.
+    pub async fn shutdown(&self) {
+        self.inner.spend.shutdown().await;
+        self.live().secrets.shutdown().await;
     }
 
     /// The Prometheus renderer, when metrics are on.

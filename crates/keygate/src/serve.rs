@@ -103,7 +103,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let served = server::serve(listener, state.clone(), shutdown.clone(), grace).await;
     shutdown.cancel();
     signals.abort();
-    state.live().secrets.shutdown().await;
+    state.shutdown().await;
     store.close().await;
     if let Some(dev) = dev {
         dev.mock.shutdown().await;

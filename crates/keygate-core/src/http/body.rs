@@ -62,6 +62,18 @@ pub struct Peek<'a> {
     /// Whether a stream is asked for.
     #[serde(default)]
     pub stream: Option<bool>,
+    /// `max_tokens`, when a whole number (anything else is the upstream's to refuse).
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub max_tokens: Option<u64>,
+    /// `max_completion_tokens` (OpenAI's newer name), likewise.
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub max_completion_tokens: Option<u64>,
+}
+
+/// A whole number, or `None` for any other JSON value.
+fn lenient_count<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<u64>, D::Error> {
+    let value = <serde_json::Value as serde::Deserialize>::deserialize(de)?;
+    Ok(value.as_u64())
 }
 
 /// Parses `model` and `stream` from the body; the body must be a JSON object.

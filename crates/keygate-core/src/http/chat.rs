@@ -12,9 +12,10 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use super::body;
-use crate::auth;
+use crate::auth::{self, Caller};
 use crate::error::{Dialect, GatewayError};
-use crate::providers::{self, translate, Call, Op, Wire};
+use crate::keys::meter::{self, Ask, Meter};
+use crate::providers::{self, translate, Call, ModelRoute, Op, UsageTap, Wire};
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -93,9 +94,8 @@ async fn infer(
     endpoint: Endpoint,
     labels: &mut Labels,
 ) -> Result<Response, GatewayError> {
-    let caller = endpoint.dialect();
     let live = state.live();
-    auth::authenticate(headers, &live)?;
+    let who = auth::authenticate(headers, &live, state).await?;
     let bytes = body::read_json(headers, body, live.limits.max_body_bytes).await?;
     let peek = body::peek(&bytes)?;
     let model = body::required_model(&peek)?;
@@ -107,6 +107,63 @@ async fn infer(
     labels.provider = route.provider.as_str();
     let stream = endpoint != Endpoint::Embeddings && peek.stream.unwrap_or(false);
     let byok = auth::byok_key(headers, route)?;
+    let meter = match &who {
+        Caller::Admin => None,
+        Caller::Virtual(key) => {
+            let ask = Ask {
+                body_bytes: bytes.len(),
+                max_output: peek.max_completion_tokens.or(peek.max_tokens),
+                embeddings: endpoint == Endpoint::Embeddings,
+            };
+            Some(meter::admit(state, key, route, &ask)?)
+        }
+    };
+    let mut meter = MeterSlot(meter);
+    let request = Prepared {
+        route,
+        endpoint,
+        model,
+        bytes: &bytes,
+        stream,
+    };
+    let result = send_and_relay(state, headers, &request, byok, &mut meter).await;
+    if let Err(error) = &result {
+        if let Some(meter) = meter.0.take() {
+            meter.finish(None, error.status_code().as_u16());
+        }
+    }
+    result
+}
+
+/// A meter not yet handed to a relay; settled as failed if the request ends in an error.
+struct MeterSlot(Option<Meter>);
+
+/// A request read, authenticated and routed.
+struct Prepared<'a> {
+    route: &'a ModelRoute,
+    endpoint: Endpoint,
+    /// The model as the caller named it.
+    model: &'a str,
+    bytes: &'a Bytes,
+    stream: bool,
+}
+
+/// Sends the request upstream (translating when the dialects differ) and relays the answer.
+async fn send_and_relay(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &Prepared<'_>,
+    byok: Option<auth::ByokKey>,
+    meter: &mut MeterSlot,
+) -> Result<Response, GatewayError> {
+    let Prepared {
+        route,
+        endpoint,
+        model,
+        bytes,
+        stream,
+    } = *request;
+    let caller = endpoint.dialect();
     let wire = route.provider.wire();
     let forward = forwarded_headers(headers, caller, wire);
     let same_dialect = matches!(
@@ -119,12 +176,36 @@ async fn infer(
             operation: "embeddings",
         });
     }
+    // A metered OpenAI stream needs the upstream's usage chunk; the caller gets it only if it
+    // asked for it.
+    let mut strip_usage_chunk = false;
     let (op, upstream_body, tree) = if same_dialect {
-        let body = if route.upstream_model == model {
+        let wants_usage = meter.0.is_some() && stream && wire == Wire::OpenAi;
+        let body = if route.upstream_model == model && !wants_usage {
             bytes.clone()
         } else {
-            let mut tree = body::parse_tree(&bytes)?;
+            let mut tree = body::parse_tree(bytes)?;
             tree["model"] = Value::String(route.upstream_model.clone());
+            if wants_usage {
+                let asked = tree
+                    .pointer("/stream_options/include_usage")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                if !asked {
+                    strip_usage_chunk = true;
+                    match tree
+                        .get_mut("stream_options")
+                        .and_then(Value::as_object_mut)
+                    {
+                        Some(options) => {
+                            options.insert("include_usage".into(), Value::Bool(true));
+                        }
+                        None => {
+                            tree["stream_options"] = serde_json::json!({"include_usage": true});
+                        }
+                    }
+                }
+            }
             Bytes::from(tree.to_string())
         };
         let op = match endpoint {
@@ -134,7 +215,7 @@ async fn infer(
         };
         (op, body, None)
     } else {
-        let tree = body::parse_tree(&bytes)?;
+        let tree = body::parse_tree(bytes)?;
         let (op, translated) = match caller {
             Dialect::OpenAi => (
                 Op::Messages,
@@ -158,9 +239,13 @@ async fn infer(
     let byok = byok.as_ref().map(|key| &key.0);
     let response = providers::send_with_keys(state.client(), call, byok).await?;
     let model = route.name.as_str();
+    let meter = meter.0.take();
     match (tree, stream) {
-        (None, true) => Ok(providers::relay_sse(response, caller)),
-        (None, false) => providers::relay_json(response, model, None).await,
+        (None, true) => {
+            let tap = meter.map(|meter| UsageTap::new(wire, meter, strip_usage_chunk));
+            Ok(providers::relay_sse(response, caller, tap))
+        }
+        (None, false) => providers::relay_json(response, model, None, wire, meter).await,
         (Some(tree), true) => Ok(match caller {
             Dialect::OpenAi => {
                 let include_usage = tree
@@ -168,11 +253,11 @@ async fn infer(
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
                 let translator = translate::AnthropicToOpenAiStream::new(model, include_usage);
-                providers::relay_translated(response, translator, caller)
+                providers::relay_translated(response, translator, caller, meter)
             }
             Dialect::Anthropic => {
                 let translator = translate::OpenAiToAnthropicStream::new(model);
-                providers::relay_translated(response, translator, caller)
+                providers::relay_translated(response, translator, caller, meter)
             }
         }),
         (Some(_), false) => {
@@ -180,7 +265,7 @@ async fn infer(
                 Dialect::OpenAi => translate::anthropic_to_openai_response(value, model),
                 Dialect::Anthropic => translate::openai_to_anthropic_response(value, model),
             };
-            providers::relay_json(response, model, Some(&map)).await
+            providers::relay_json(response, model, Some(&map), wire, meter).await
         }
     }
 }

@@ -10,8 +10,9 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
-use crate::auth;
+use crate::auth::{self, Caller};
 use crate::error::Dialect;
+use crate::keys::meter::allows_model;
 use crate::providers::json_response;
 use crate::state::AppState;
 
@@ -23,13 +24,18 @@ pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> R
         Dialect::OpenAi
     };
     let live = state.live();
-    if let Err(error) = auth::authenticate(&headers, &live) {
-        return error.in_dialect(dialect).into_response();
-    }
+    let caller = match auth::authenticate(&headers, &live, &state).await {
+        Ok(caller) => caller,
+        Err(error) => return error.in_dialect(dialect).into_response(),
+    };
     let created = started_at();
     let data: Vec<Value> = live
         .model_list
         .iter()
+        .filter(|route| match &caller {
+            Caller::Admin => true,
+            Caller::Virtual(key) => allows_model(key, &route.name),
+        })
         .map(|route| match dialect {
             Dialect::OpenAi => json!({
                 "id": route.name,

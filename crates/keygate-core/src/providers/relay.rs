@@ -15,10 +15,13 @@ use futures_util::{Stream, StreamExt};
 use http::{header, HeaderValue, StatusCode};
 use serde_json::Value;
 
+use super::route::Wire;
 use super::sse::{self, SseEvent, SseParser};
-use super::translate;
+use super::translate::{self, Usage};
 use super::upstream::describe_reqwest_error;
+use super::usage_tap::UsageTap;
 use crate::error::{Dialect, GatewayError};
+use crate::keys::meter::Meter;
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
@@ -28,6 +31,8 @@ pub trait StreamTranslator: Send + 'static {
     fn on_event(&mut self, event: &SseEvent) -> Vec<String>;
     /// Closing frames once the upstream stream has ended.
     fn finish(&mut self) -> Vec<String>;
+    /// The usage the upstream reported so far.
+    fn usage(&self) -> Option<Usage>;
 }
 
 impl StreamTranslator for translate::AnthropicToOpenAiStream {
@@ -37,6 +42,9 @@ impl StreamTranslator for translate::AnthropicToOpenAiStream {
     fn finish(&mut self) -> Vec<String> {
         translate::AnthropicToOpenAiStream::finish(self)
     }
+    fn usage(&self) -> Option<Usage> {
+        translate::AnthropicToOpenAiStream::usage(self)
+    }
 }
 
 impl StreamTranslator for translate::OpenAiToAnthropicStream {
@@ -45,6 +53,9 @@ impl StreamTranslator for translate::OpenAiToAnthropicStream {
     }
     fn finish(&mut self) -> Vec<String> {
         translate::OpenAiToAnthropicStream::finish(self)
+    }
+    fn usage(&self) -> Option<Usage> {
+        translate::OpenAiToAnthropicStream::usage(self)
     }
 }
 
@@ -58,11 +69,14 @@ pub fn json_response(status: StatusCode, body: Bytes) -> Response {
     response
 }
 
-/// Reads a successful upstream JSON response and relays it, through `map` when given.
+/// Reads a successful upstream JSON response and relays it, through `map` when given; the
+/// meter, when given, is settled with the usage in the body (read in the upstream's `wire`).
 pub async fn relay_json(
     response: reqwest::Response,
     model: &str,
     map: Option<&(dyn Fn(&Value) -> Value + Sync)>,
+    wire: Wire,
+    meter: Option<Meter>,
 ) -> Result<Response, GatewayError> {
     let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::OK);
     let body = response
@@ -72,15 +86,25 @@ pub async fn relay_json(
             model: model.to_owned(),
             reason: describe_reqwest_error(&err),
         })?;
-    let Some(map) = map else {
+    if map.is_none() && meter.is_none() {
         return Ok(json_response(status, body));
-    };
+    }
     let value: Value =
         serde_json::from_slice(&body).map_err(|_| GatewayError::UpstreamUnavailable {
             model: model.to_owned(),
             reason: "the upstream answered with invalid JSON".to_owned(),
         })?;
-    Ok(json_response(status, Bytes::from(map(&value).to_string())))
+    if let Some(meter) = meter {
+        let usage = match wire {
+            Wire::OpenAi => translate::openai_usage(&value),
+            Wire::Anthropic => translate::anthropic_usage(&value),
+        };
+        meter.finish(usage, status.as_u16());
+    }
+    match map {
+        Some(map) => Ok(json_response(status, Bytes::from(map(&value).to_string()))),
+        None => Ok(json_response(status, body)),
+    }
 }
 
 fn sse_response(body: Body) -> Response {
@@ -109,18 +133,44 @@ fn error_frame(dialect: Dialect, reason: &str) -> Bytes {
     })
 }
 
-/// Passes an SSE stream through unchanged, chunk by chunk.
-pub fn relay_sse(response: reqwest::Response, dialect: Dialect) -> Response {
+/// Passes an SSE stream through chunk by chunk; with a tap, usage is read on the way (and the
+/// tap's meter settled at the end).
+pub fn relay_sse(response: reqwest::Response, dialect: Dialect, tap: Option<UsageTap>) -> Response {
     let upstream: ByteStream = Box::pin(response.bytes_stream());
-    let body = futures_util::stream::unfold(Some(upstream), move |state| async move {
-        let mut upstream = state?;
-        match upstream.next().await {
-            Some(Ok(bytes)) => Some((Ok::<_, Infallible>(bytes), Some(upstream))),
-            Some(Err(err)) => Some((
-                Ok(error_frame(dialect, &describe_reqwest_error(&err))),
-                None,
-            )),
-            None => None,
+    let Some(tap) = tap else {
+        let body = futures_util::stream::unfold(Some(upstream), move |state| async move {
+            let mut upstream = state?;
+            match upstream.next().await {
+                Some(Ok(bytes)) => Some((Ok::<_, Infallible>(bytes), Some(upstream))),
+                Some(Err(err)) => Some((
+                    Ok(error_frame(dialect, &describe_reqwest_error(&err))),
+                    None,
+                )),
+                None => None,
+            }
+        });
+        return sse_response(Body::from_stream(body));
+    };
+    let body = futures_util::stream::unfold(Some((upstream, tap)), move |state| async move {
+        let (mut upstream, mut tap) = state?;
+        loop {
+            match upstream.next().await {
+                Some(Ok(bytes)) => {
+                    let out = tap.observe(bytes);
+                    if !out.is_empty() {
+                        return Some((Ok::<_, Infallible>(out), Some((upstream, tap))));
+                    }
+                }
+                Some(Err(err)) => {
+                    tap.finish(502);
+                    let frame = error_frame(dialect, &describe_reqwest_error(&err));
+                    return Some((Ok(frame), None));
+                }
+                None => {
+                    tap.finish(200);
+                    return None;
+                }
+            }
         }
     });
     sse_response(Body::from_stream(body))
@@ -131,6 +181,15 @@ struct Translating<T> {
     parser: SseParser,
     translator: T,
     dialect: Dialect,
+    meter: Option<Meter>,
+}
+
+impl<T: StreamTranslator> Translating<T> {
+    fn settle(&mut self, status: u16) {
+        if let Some(meter) = self.meter.take() {
+            meter.finish(self.translator.usage(), status);
+        }
+    }
 }
 
 /// Translates an SSE stream event by event; each upstream chunk yields at most one client chunk.
@@ -138,12 +197,14 @@ pub fn relay_translated<T: StreamTranslator>(
     response: reqwest::Response,
     translator: T,
     dialect: Dialect,
+    meter: Option<Meter>,
 ) -> Response {
     let state = Translating {
         upstream: Box::pin(response.bytes_stream()),
         parser: SseParser::new(),
         translator,
         dialect,
+        meter,
     };
     let body = futures_util::stream::unfold(Some(state), |state| async move {
         let mut state = state?;
@@ -162,11 +223,13 @@ pub fn relay_translated<T: StreamTranslator>(
                         }
                     }
                     Err(err) => {
+                        state.settle(502);
                         let frame = error_frame(state.dialect, &err.to_string());
                         return Some((Ok(frame), None));
                     }
                 },
                 Some(Err(err)) => {
+                    state.settle(502);
                     let frame = error_frame(state.dialect, &describe_reqwest_error(&err));
                     return Some((Ok(frame), None));
                 }
@@ -180,6 +243,7 @@ pub fn relay_translated<T: StreamTranslator>(
                     for frame in state.translator.finish() {
                         out.push_str(&frame);
                     }
+                    state.settle(200);
                     return (!out.is_empty()).then(|| (Ok(Bytes::from(out)), None));
                 }
             }

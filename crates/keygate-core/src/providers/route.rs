@@ -137,6 +137,8 @@ pub struct ModelRoute {
     pub byok: Byok,
     /// Price per million tokens, when configured.
     pub price: Option<Price>,
+    /// The configured price, else the embedded table's for the upstream model.
+    pub effective_price: Option<Price>,
     /// Longest an upstream call may take.
     pub timeout: Duration,
     /// `anthropic-version` to send (Anthropic only).
@@ -279,6 +281,7 @@ impl ModelRoute {
             }
         }
         Ok(Self {
+            effective_price: crate::keys::price::price_of(config.price, &upstream_model),
             byok_header: byok_header_name(&model),
             name: model,
             provider,

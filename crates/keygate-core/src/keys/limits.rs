@@ -1,0 +1,355 @@
+//! Per-key limits held in memory, exact within one process: the budget ledger (spend settled so
+//! far plus reservations of requests in flight), requests and tokens per minute, and concurrent
+//! requests. Every check-and-take is one atomic step (a compare-and-swap or a short critical
+//! section), never a read then a write across an await.
+//!
+//! Money is counted in micro-dollars (integers) so concurrent additions are exact. The ledger of
+//! a key is created from its stored spend the first time the key is used and lives while the
+//! process does; settled spend also goes to the store in batches (see `spend`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::store::KeyRecord;
+
+/// One USD in ledger units.
+pub const MICROS: f64 = 1_000_000.0;
+
+/// USD to ledger units (rounded up, so a reservation never undercounts).
+pub fn to_micros(usd: f64) -> i64 {
+    if usd.is_finite() && usd > 0.0 {
+        (usd * MICROS).ceil() as i64
+    } else {
+        0
+    }
+}
+
+/// Why a request may not start now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// Spend plus reservations would pass `max_budget`.
+    Budget {
+        /// USD spent and reserved.
+        spend: f64,
+        /// The cap.
+        max_budget: f64,
+    },
+    /// `rpm_limit` reached in this minute.
+    Rpm {
+        /// The limit.
+        limit: i64,
+        /// Seconds until the next minute.
+        retry_after: u64,
+    },
+    /// `tpm_limit` reached in this minute.
+    Tpm {
+        /// The limit.
+        limit: i64,
+        /// Seconds until the next minute.
+        retry_after: u64,
+    },
+    /// `max_parallel_requests` requests already in flight.
+    Parallel {
+        /// The limit.
+        limit: i64,
+    },
+}
+
+/// The live counters of one key.
+#[derive(Debug)]
+pub struct KeyLedger {
+    /// Settled spend, micro-USD (the stored spend at load plus what settled since).
+    spent: AtomicI64,
+    /// Reservations of requests in flight, micro-USD.
+    reserved: AtomicI64,
+    in_flight: AtomicI64,
+    window: Mutex<Window>,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    minute: u64,
+    requests: i64,
+    tokens: i64,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl KeyLedger {
+    fn new(spent_usd: f64) -> Self {
+        Self {
+            spent: AtomicI64::new(to_micros(spent_usd)),
+            reserved: AtomicI64::new(0),
+            in_flight: AtomicI64::new(0),
+            window: Mutex::new(Window::default()),
+        }
+    }
+
+    /// USD settled so far.
+    pub fn spent_usd(&self) -> f64 {
+        self.spent.load(Ordering::Acquire) as f64 / MICROS
+    }
+
+    /// Takes what a request needs (a slot, a request of the minute, `reserve` micro-USD of
+    /// budget), all or nothing. The returned [`Admission`] gives them back when dropped,
+    /// unless settled.
+    pub fn admit(self: &Arc<Self>, key: &KeyRecord, reserve: i64) -> Result<Admission, Refusal> {
+        if let Some(limit) = key.max_parallel_requests {
+            let now = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+            if now > limit {
+                self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                return Err(Refusal::Parallel { limit });
+            }
+        } else {
+            self.in_flight.fetch_add(1, Ordering::AcqRel);
+        }
+        let admission = Admission {
+            ledger: self.clone(),
+            reserved: 0,
+            open: true,
+        };
+        if let Err(refusal) = self.count_request(key) {
+            drop(admission);
+            return Err(refusal);
+        }
+        let mut admission = admission;
+        if let Some(max) = key.max_budget {
+            let cap = to_micros(max);
+            let mut reserved = self.reserved.load(Ordering::Acquire);
+            loop {
+                let spent = self.spent.load(Ordering::Acquire);
+                if spent + reserved + reserve > cap || (reserve == 0 && spent >= cap) {
+                    return Err(Refusal::Budget {
+                        spend: (spent + reserved) as f64 / MICROS,
+                        max_budget: max,
+                    });
+                }
+                match self.reserved.compare_exchange_weak(
+                    reserved,
+                    reserved + reserve,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => break,
+                    Err(actual) => reserved = actual,
+                }
+            }
+            admission.reserved = reserve;
+        }
+        Ok(admission)
+    }
+
+    fn count_request(&self, key: &KeyRecord) -> Result<(), Refusal> {
+        if key.rpm_limit.is_none() && key.tpm_limit.is_none() {
+            return Ok(());
+        }
+        let now = now_secs();
+        let minute = now / 60;
+        let retry_after = 60 - now % 60;
+        let mut window = match self.window.lock() {
+            Ok(window) => window,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if window.minute != minute {
+            *window = Window {
+                minute,
+                requests: 0,
+                tokens: 0,
+            };
+        }
+        if let Some(limit) = key.tpm_limit {
+            if window.tokens >= limit {
+                return Err(Refusal::Tpm { limit, retry_after });
+            }
+        }
+        if let Some(limit) = key.rpm_limit {
+            if window.requests >= limit {
+                return Err(Refusal::Rpm { limit, retry_after });
+            }
+        }
+        window.requests += 1;
+        Ok(())
+    }
+
+    fn add_tokens(&self, tokens: i64) {
+        let minute = now_secs() / 60;
+        let mut window = match self.window.lock() {
+            Ok(window) => window,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if window.minute == minute {
+            window.tokens += tokens;
+        }
+    }
+
+    /// Sets the settled spend (after a budget reset or an admin update).
+    pub fn set_spent(&self, usd: f64) {
+        self.spent.store(to_micros(usd), Ordering::Release);
+    }
+}
+
+/// What an admitted request holds: its slot, its reservation. Settle it with the real cost.
+#[derive(Debug)]
+pub struct Admission {
+    ledger: Arc<KeyLedger>,
+    reserved: i64,
+    open: bool,
+}
+
+impl Admission {
+    /// The reservation taken, micro-USD.
+    pub fn reserved(&self) -> i64 {
+        self.reserved
+    }
+
+    /// Replaces the reservation with the real cost and counts the tokens.
+    pub fn settle(mut self, cost_micros: i64, tokens: i64) {
+        self.ledger.spent.fetch_add(cost_micros, Ordering::AcqRel);
+        self.ledger.add_tokens(tokens);
+        self.release();
+    }
+
+    fn release(&mut self) {
+        if self.open {
+            self.open = false;
+            self.ledger
+                .reserved
+                .fetch_sub(self.reserved, Ordering::AcqRel);
+            self.ledger.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Every key's ledger.
+#[derive(Debug, Default)]
+pub struct Ledgers {
+    keys: Mutex<HashMap<String, Arc<KeyLedger>>>,
+}
+
+impl Ledgers {
+    /// The ledger of `key`, created from its stored spend on first use.
+    pub fn of(&self, key: &KeyRecord) -> Arc<KeyLedger> {
+        let mut keys = match self.keys.lock() {
+            Ok(keys) => keys,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        keys.entry(key.token_id.clone())
+            .or_insert_with(|| Arc::new(KeyLedger::new(key.spend)))
+            .clone()
+    }
+
+    /// Forgets a key's ledger (deleted, regenerated, or its spend changed by an admin): the
+    /// next use starts again from the stored spend.
+    pub fn forget(&self, token_id: &str) {
+        let mut keys = match self.keys.lock() {
+            Ok(keys) => keys,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        keys.remove(token_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(max_budget: Option<f64>) -> KeyRecord {
+        KeyRecord {
+            token_id: "t".into(),
+            key_name: "sk-...t".into(),
+            key_alias: None,
+            models: vec![],
+            spend: 0.0,
+            max_budget,
+            soft_budget: None,
+            budget_duration: None,
+            budget_reset_at: None,
+            rpm_limit: None,
+            tpm_limit: None,
+            max_parallel_requests: None,
+            metadata: serde_json::json!({}),
+            team_id: None,
+            user_id: None,
+            blocked: false,
+            expires: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn concurrent_reservations_never_pass_the_budget() {
+        let ledger = Arc::new(KeyLedger::new(0.0));
+        let k = key(Some(1.0));
+        let admitted = std::sync::atomic::AtomicI64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        if let Ok(a) = ledger.admit(&k, to_micros(0.01)) {
+                            admitted.fetch_add(1, Ordering::SeqCst);
+                            a.settle(to_micros(0.01), 10);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(admitted.load(Ordering::SeqCst), 100);
+        assert!((ledger.spent_usd() - 1.0).abs() < 1e-9);
+        assert!(matches!(ledger.admit(&k, 0), Err(Refusal::Budget { .. })));
+    }
+
+    #[test]
+    fn dropped_admissions_give_back_their_slot_and_reservation() {
+        let ledger = Arc::new(KeyLedger::new(0.0));
+        let mut k = key(Some(1.0));
+        k.max_parallel_requests = Some(1);
+        let first = ledger.admit(&k, to_micros(0.6)).unwrap();
+        assert!(matches!(
+            ledger.admit(&k, 0),
+            Err(Refusal::Parallel { limit: 1 })
+        ));
+        drop(first);
+        let second = ledger.admit(&k, to_micros(0.6)).unwrap();
+        assert_eq!(second.reserved(), 600_000);
+        second.settle(to_micros(0.2), 5);
+        assert!((ledger.spent_usd() - 0.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn rpm_and_tpm_per_minute() {
+        let ledger = Arc::new(KeyLedger::new(0.0));
+        let mut k = key(None);
+        k.rpm_limit = Some(2);
+        ledger.admit(&k, 0).unwrap().settle(0, 0);
+        ledger.admit(&k, 0).unwrap().settle(0, 0);
+        match ledger.admit(&k, 0) {
+            Err(Refusal::Rpm {
+                limit: 2,
+                retry_after,
+            }) => assert!((1..=60).contains(&retry_after)),
+            other => panic!("{other:?}"),
+        }
+        let ledger = Arc::new(KeyLedger::new(0.0));
+        let mut k = key(None);
+        k.tpm_limit = Some(100);
+        ledger.admit(&k, 0).unwrap().settle(0, 150);
+        assert!(matches!(
+            ledger.admit(&k, 0),
+            Err(Refusal::Tpm { limit: 100, .. })
+        ));
+    }
+}

@@ -1,0 +1,119 @@
+//! Watching a passed-through stream for the usage it reports, so a virtual key is charged what
+//! the upstream says: OpenAI's final usage chunk (asked for with `stream_options.include_usage`;
+//! removed again when the caller did not ask for it), Anthropic's `message_start` and
+//! `message_delta` usage. The bytes a caller receives are otherwise the upstream's own.
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use super::route::Wire;
+use super::sse::{self, SseEvent, SseParser};
+use super::translate::{self, Usage};
+use crate::keys::meter::Meter;
+
+/// A stream's usage watcher and the meter it settles.
+pub struct UsageTap {
+    wire: Wire,
+    parser: SseParser,
+    strip_usage_chunk: bool,
+    openai: Option<Usage>,
+    anthropic: Map<String, Value>,
+    meter: Option<Meter>,
+}
+
+impl UsageTap {
+    /// A tap for a stream in `wire`'s dialect; `strip_usage_chunk` removes OpenAI's usage-only
+    /// chunk (keygate asked for it, the caller did not).
+    pub fn new(wire: Wire, meter: Meter, strip_usage_chunk: bool) -> Self {
+        Self {
+            wire,
+            parser: SseParser::new(),
+            strip_usage_chunk,
+            openai: None,
+            anthropic: Map::new(),
+            meter: Some(meter),
+        }
+    }
+
+    /// Looks at one upstream chunk; returns what the caller gets.
+    pub fn observe(&mut self, bytes: Bytes) -> Bytes {
+        let Ok(events) = self.parser.push(&bytes) else {
+            return bytes;
+        };
+        if !self.strip_usage_chunk {
+            for event in &events {
+                self.look(event);
+            }
+            return bytes;
+        }
+        let mut out = String::new();
+        for event in &events {
+            if !self.look(event) {
+                out.push_str(&encode(event));
+            }
+        }
+        Bytes::from(out)
+    }
+
+    /// Settles the meter: the stream ended (`status` 200) or broke.
+    pub fn finish(&mut self, status: u16) {
+        for event in self.parser.finish() {
+            self.look(&event);
+        }
+        if let Some(meter) = self.meter.take() {
+            meter.finish(self.usage(), status);
+        }
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        match self.wire {
+            Wire::OpenAi => self.openai,
+            Wire::Anthropic if self.anthropic.is_empty() => None,
+            Wire::Anthropic => {
+                translate::anthropic_usage(&serde_json::json!({ "usage": self.anthropic }))
+            }
+        }
+    }
+
+    /// Records usage in `event`; true when it is a usage-only chunk to strip.
+    fn look(&mut self, event: &SseEvent) -> bool {
+        // OpenAI puts `"usage":null` in every chunk once usage is asked for: skip those cheaply.
+        if !event.data.contains("\"usage\"") || event.data.contains("\"usage\":null") {
+            return false;
+        }
+        let Ok(value) = serde_json::from_str::<Value>(&event.data) else {
+            return false;
+        };
+        match self.wire {
+            Wire::OpenAi => {
+                if let Some(usage) = translate::openai_usage(&value) {
+                    self.openai = Some(usage);
+                }
+                let no_choices = value
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .is_some_and(Vec::is_empty);
+                self.strip_usage_chunk && no_choices
+            }
+            Wire::Anthropic => {
+                let usage = value
+                    .pointer("/message/usage")
+                    .or_else(|| value.get("usage"))
+                    .and_then(Value::as_object);
+                for (k, v) in usage.into_iter().flatten() {
+                    if v.is_u64() {
+                        self.anthropic.insert(k.clone(), v.clone());
+                    }
+                }
+                false
+            }
+        }
+    }
+}
+
+fn encode(event: &SseEvent) -> String {
+    match &event.event {
+        Some(name) => sse::encode_event(name, &event.data),
+        None => sse::encode_data(&event.data),
+    }
+}
