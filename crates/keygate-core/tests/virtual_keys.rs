@@ -42,18 +42,74 @@ struct Setup {
     client: reqwest::Client,
 }
 
-async fn setup() -> Setup {
+/// Which store a test runs on.
+#[derive(Clone, Copy)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The gateway on `db`; `None` when PostgreSQL is skipped (`KEYGATE_TEST_SKIP_SERVICES=1`).
+async fn setup(db: Db) -> Option<Setup> {
+    let url = match db {
+        Db::Sqlite => format!("sqlite://{}/keygate.db", common::temp_dir().display()),
+        Db::Postgres => common::postgres_url()?,
+    };
     let mock = MockServer::start("127.0.0.1:0", MockConfig::default())
         .await
         .unwrap();
     let models = MODELS.replace("{mock}", &mock.url());
-    let gateway = common::spawn(&common::config_for_mock(&mock.url(), &models)).await;
-    Setup {
+    let gateway = common::spawn_on(&common::config_for_mock(&mock.url(), &models), &url).await;
+    Some(Setup {
         mock,
         gateway,
         client: reqwest::Client::new(),
-    }
+    })
 }
+
+/// Runs a test body once on SQLite and once on PostgreSQL.
+macro_rules! on_both_stores {
+    ($(#[$attr:meta])* $name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+
+            $(#[$attr])*
+            async fn sqlite() {
+                if let Some(s) = setup(Db::Sqlite).await {
+                    $body(s).await;
+                }
+            }
+
+            $(#[$attr])*
+            async fn postgres() {
+                if let Some(s) = setup(Db::Postgres).await {
+                    $body(s).await;
+                }
+            }
+        }
+    };
+}
+
+on_both_stores!(
+    #[tokio::test]
+    scope_expiry_block_and_delete,
+    scope_expiry_block_and_delete_on
+);
+on_both_stores!(
+    #[tokio::test]
+    rate_limits,
+    rpm_and_parallel_limits_answer_429_with_retry_after
+);
+on_both_stores!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    budget_under_concurrency,
+    five_hundred_concurrent_requests_never_overspend
+);
+on_both_stores!(
+    #[tokio::test]
+    stream_usage,
+    streams_are_charged_from_usage_and_the_usage_chunk_is_only_sent_when_asked_for
+);
 
 fn record(token_id: String) -> KeyRecord {
     KeyRecord {
@@ -106,9 +162,7 @@ async fn error_of(response: reqwest::Response) -> (u16, Value) {
     (status, response.json().await.unwrap())
 }
 
-#[tokio::test]
-async fn scope_expiry_block_and_delete() {
-    let s = setup().await;
+async fn scope_expiry_block_and_delete_on(s: Setup) {
     let (key, token_id) = s.key(|k| k.models = vec!["priced".into()]).await;
     assert_eq!(s.chat(&key, "priced", false).await.status(), 200);
     let (status, body) = error_of(s.chat(&key, "priced-claude", false).await).await;
@@ -137,7 +191,10 @@ async fn scope_expiry_block_and_delete() {
     assert_eq!(ids, ["priced"]);
     // Deleted: refused on its very next request.
     let store = s.gateway.state.store();
-    store.delete_keys(std::slice::from_ref(&token_id)).await.unwrap();
+    store
+        .delete_keys(std::slice::from_ref(&token_id))
+        .await
+        .unwrap();
     s.gateway.state.keys().invalidate(&token_id);
     assert_eq!(s.chat(&key, "priced", false).await.status(), 401);
     // Expired and blocked.
@@ -162,9 +219,7 @@ async fn scope_expiry_block_and_delete() {
         .all(|r| r.credential.as_deref() == Some(common::UPSTREAM_KEY)));
 }
 
-#[tokio::test]
-async fn rpm_and_parallel_limits_answer_429_with_retry_after() {
-    let s = setup().await;
+async fn rpm_and_parallel_limits_answer_429_with_retry_after(s: Setup) {
     let (key, _) = s.key(|k| k.rpm_limit = Some(3)).await;
     for _ in 0..3 {
         assert_eq!(s.chat(&key, "priced", false).await.status(), 200);
@@ -185,9 +240,7 @@ async fn rpm_and_parallel_limits_answer_429_with_retry_after() {
     assert_eq!(s.chat(&key, "priced", false).await.status(), 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_hundred_concurrent_requests_never_overspend() {
-    let s = setup().await;
+async fn five_hundred_concurrent_requests_never_overspend(s: Setup) {
     let budget = 2.0;
     let (key, token_id) = s.key(|k| k.max_budget = Some(budget)).await;
     let key = Arc::new(key);
@@ -264,9 +317,7 @@ async fn five_hundred_concurrent_requests_never_overspend() {
     assert_eq!(log.iter().filter(|e| e.status == 200).count(), ok);
 }
 
-#[tokio::test]
-async fn streams_are_charged_from_usage_and_the_usage_chunk_is_only_sent_when_asked_for() {
-    let s = setup().await;
+async fn streams_are_charged_from_usage_and_the_usage_chunk_is_only_sent_when_asked_for(s: Setup) {
     let (key, token_id) = s.key(|k| k.max_budget = Some(100.0)).await;
     let text = s.chat(&key, "priced", true).await.text().await.unwrap();
     assert!(
@@ -312,4 +363,55 @@ async fn streams_are_charged_from_usage_and_the_usage_chunk_is_only_sent_when_as
         let expected = (entry.prompt_tokens + entry.completion_tokens) as f64 / 1000.0;
         assert!((entry.cost - expected).abs() < 1e-6, "{entry:?}");
     }
+}
+
+on_both_stores!(
+    #[tokio::test]
+    budget_reset,
+    budget_duration_resets_spend_on_schedule
+);
+
+async fn budget_duration_resets_spend_on_schedule(s: Setup) {
+    // Spent out, but the period ended: the next request starts a new period.
+    let (key, token_id) = s
+        .key(|k| {
+            k.max_budget = Some(0.5);
+            k.spend = 0.5;
+            k.budget_duration = Some("1d".into());
+            k.budget_reset_at = Some(1);
+        })
+        .await;
+    assert_eq!(s.chat(&key, "priced", false).await.status(), 200);
+    let stored = s
+        .gateway
+        .state
+        .store()
+        .get_key(&token_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let next = stored.budget_reset_at.unwrap();
+    let day_from_now = keygate_core::keys::duration::parse("1d")
+        .unwrap()
+        .after(now_ms());
+    assert!((day_from_now - next).abs() < 60_000, "next reset {next}");
+    // Not yet due: spent out stays spent out.
+    let (key, _) = s
+        .key(|k| {
+            k.max_budget = Some(0.5);
+            k.spend = 0.5;
+            k.budget_duration = Some("1d".into());
+            k.budget_reset_at = Some(now_ms() + 3_600_000);
+        })
+        .await;
+    let (status, body) = error_of(s.chat(&key, "priced", false).await).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "budget_exceeded");
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }

@@ -44,6 +44,12 @@ pub async fn state(yaml: &str) -> AppState {
 
 /// Builds the full app state from YAML text, with extra variables in the environment.
 pub async fn state_with_env(yaml: &str, extra: &[(&str, &str)]) -> AppState {
+    let url = format!("sqlite://{}/keygate.db", temp_dir().display());
+    state_on(yaml, extra, &url).await
+}
+
+/// Builds the full app state from YAML text on the store at `database_url`.
+pub async fn state_on(yaml: &str, extra: &[(&str, &str)], database_url: &str) -> AppState {
     let mut env = env();
     env.extend(
         extra
@@ -57,8 +63,7 @@ pub async fn state_with_env(yaml: &str, extra: &[(&str, &str)]) -> AppState {
         env: std::sync::Arc::new(env),
     };
     let live = LiveState::build(config, &ctx).unwrap();
-    let url = format!("sqlite://{}/keygate.db", temp_dir().display());
-    let store = Store::connect(&url).await.unwrap();
+    let store = Store::connect(database_url).await.unwrap();
     AppState::new(
         live,
         client,
@@ -81,7 +86,15 @@ pub async fn spawn(yaml: &str) -> Gateway {
 
 /// A gateway serving on a free port, with extra variables in its environment.
 pub async fn spawn_with_env(yaml: &str, extra: &[(&str, &str)]) -> Gateway {
-    let state = state_with_env(yaml, extra).await;
+    serve_state(state_with_env(yaml, extra).await).await
+}
+
+/// A gateway serving on a free port, on the store at `database_url`.
+pub async fn spawn_on(yaml: &str, database_url: &str) -> Gateway {
+    serve_state(state_on(yaml, &[], database_url).await).await
+}
+
+async fn serve_state(state: AppState) -> Gateway {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
