@@ -1,6 +1,7 @@
 //! Upstream providers: how a configured model is reached, how requests and responses are sent
 //! and relayed, and the translation between the OpenAI and Anthropic dialects.
 
+mod coalesce;
 mod failover;
 mod relay;
 mod route;

@@ -1,7 +1,8 @@
 //! The `aws_secrets_manager` source against moto, a local AWS emulator, through the public
-//! `build_chain`. Runs only when `KEYGATE_TEST_MOTO_URL` names a running moto server
-//! (`moto_server -H 127.0.0.1 -p 5055` then `KEYGATE_TEST_MOTO_URL=http://127.0.0.1:5055`);
-//! otherwise it prints "skipped" and passes. With moto's IAM checks on
+//! `build_chain`. Needs `KEYGATE_TEST_MOTO_URL` naming a running moto server
+//! (`moto_server -H 127.0.0.1 -p 5055` then `KEYGATE_TEST_MOTO_URL=http://127.0.0.1:5055`;
+//! `scripts/test` starts one); without it the test fails loudly, unless
+//! `KEYGATE_TEST_SKIP_SERVICES=1` says to skip service-backed tests. With moto's IAM checks on
 //! (`INITIAL_NO_AUTH_ACTION_COUNT`), `KEYGATE_TEST_MOTO_ACCESS_KEY_ID` and
 //! `KEYGATE_TEST_MOTO_SECRET_ACCESS_KEY` name an IAM user's key, and moto verifies each
 //! signature (the two `CreateSecret` calls must still fall in the unauthenticated allowance).
@@ -49,7 +50,13 @@ fn found(lookup: Lookup) -> String {
 #[tokio::test]
 async fn fetches_secrets_from_moto() {
     let Ok(endpoint) = std::env::var("KEYGATE_TEST_MOTO_URL") else {
-        eprintln!("skipped: KEYGATE_TEST_MOTO_URL is unset");
+        assert_eq!(
+            std::env::var("KEYGATE_TEST_SKIP_SERVICES").as_deref(),
+            Ok("1"),
+            "KEYGATE_TEST_MOTO_URL is not set: start `moto_server -H 127.0.0.1 -p PORT` and set it \
+             to http://127.0.0.1:PORT (scripts/test does), or set KEYGATE_TEST_SKIP_SERVICES=1"
+        );
+        eprintln!("skipped: KEYGATE_TEST_SKIP_SERVICES=1 and no KEYGATE_TEST_MOTO_URL");
         return;
     };
     let endpoint = endpoint.trim_end_matches('/').to_owned();

@@ -15,6 +15,7 @@ use futures_util::{Stream, StreamExt};
 use http::{header, HeaderValue, StatusCode};
 use serde_json::Value;
 
+use super::coalesce::Coalesce;
 use super::route::Wire;
 use super::sse::{self, SseEvent, SseParser};
 use super::translate::{self, Usage};
@@ -136,7 +137,7 @@ fn error_frame(dialect: Dialect, reason: &str) -> Bytes {
 /// Passes an SSE stream through chunk by chunk; with a tap, usage is read on the way (and the
 /// tap's meter settled at the end).
 pub fn relay_sse(response: reqwest::Response, dialect: Dialect, tap: Option<UsageTap>) -> Response {
-    let upstream: ByteStream = Box::pin(response.bytes_stream());
+    let upstream: ByteStream = Box::pin(Coalesce::new(response.bytes_stream()));
     let Some(tap) = tap else {
         let body = futures_util::stream::unfold(Some(upstream), move |state| async move {
             let mut upstream = state?;
@@ -200,7 +201,7 @@ pub fn relay_translated<T: StreamTranslator>(
     meter: Option<Meter>,
 ) -> Response {
     let state = Translating {
-        upstream: Box::pin(response.bytes_stream()),
+        upstream: Box::pin(Coalesce::new(response.bytes_stream())),
         parser: SseParser::new(),
         translator,
         dialect,

@@ -147,9 +147,10 @@ pub struct ModelRoute {
     pub headers: HeaderMap,
     /// `x-{model}-authorization`: where a caller may bring its own key for this model.
     pub byok_header: Option<HeaderName>,
-    chat_url: String,
-    embeddings_url: String,
-    messages_url: String,
+    /// Parsed once here, not per request; `None` where the provider lacks the operation.
+    chat_url: Option<reqwest::Url>,
+    embeddings_url: Option<reqwest::Url>,
+    messages_url: Option<reqwest::Url>,
     keys: Vec<UpstreamKey>,
     next_key: AtomicUsize,
 }
@@ -253,6 +254,22 @@ impl ModelRoute {
                 String::new(),
             ),
         };
+        let parse = |url: String| -> Result<Option<reqwest::Url>, RouteError> {
+            if url.is_empty() {
+                return Ok(None);
+            }
+            reqwest::Url::parse(&url)
+                .map(Some)
+                .map_err(|_| RouteError::BadApiBase {
+                    model: model.clone(),
+                    api_base: base.clone(),
+                })
+        };
+        let (chat_url, embeddings_url, messages_url) = (
+            parse(chat_url)?,
+            parse(embeddings_url)?,
+            parse(messages_url)?,
+        );
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
             let bad = || RouteError::BadHeader {
@@ -304,13 +321,12 @@ impl ModelRoute {
     }
 
     /// The upstream URL of `op`, or `None` when this provider does not offer it.
-    pub fn url(&self, op: Op) -> Option<&str> {
-        let url = match op {
-            Op::Chat => &self.chat_url,
-            Op::Embeddings => &self.embeddings_url,
-            Op::Messages => &self.messages_url,
-        };
-        (!url.is_empty()).then_some(url.as_str())
+    pub fn url(&self, op: Op) -> Option<&reqwest::Url> {
+        match op {
+            Op::Chat => self.chat_url.as_ref(),
+            Op::Embeddings => self.embeddings_url.as_ref(),
+            Op::Messages => self.messages_url.as_ref(),
+        }
     }
 
     /// The configured keys (none for a keyless upstream such as a local vLLM).

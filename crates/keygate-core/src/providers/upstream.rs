@@ -85,7 +85,7 @@ pub async fn send(
             headers.insert("anthropic-version", version);
         }
     }
-    let mut builder = client.post(url).headers(headers).body(req.body);
+    let mut builder = client.post(url.clone()).headers(headers).body(req.body);
     if !req.stream {
         builder = builder.timeout(route.timeout);
     }
