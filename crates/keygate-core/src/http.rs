@@ -3,6 +3,7 @@
 mod body;
 mod chat;
 mod embeddings;
+mod keys;
 mod messages;
 mod models;
 mod ops;
@@ -29,6 +30,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(models::list_models))
         .route("/models", get(models::list_models))
         .route("/v1/messages", post(messages::messages))
+        .route("/key/generate", post(keys::generate))
+        .route("/key/update", post(keys::update))
+        .route("/key/delete", post(keys::delete))
+        .route("/key/info", get(keys::info))
+        .route("/key/list", get(keys::list))
+        .route("/key/regenerate", post(keys::regenerate))
+        .route("/key/{key}/regenerate", post(keys::regenerate_key))
         .route("/health/live", get(ops::live))
         .route("/health/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

@@ -5,7 +5,7 @@
 mod keys;
 mod migrations;
 
-pub use keys::{KeyFilter, KeyRecord, SpendEntry};
+pub use keys::{KeyColumn, KeyFilter, KeyRecord, SpendEntry};
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -4,6 +4,7 @@
 
 mod cli;
 mod dev;
+mod key_cli;
 mod secrets_check;
 mod serve;
 
@@ -28,6 +29,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Secrets(cli::SecretsCommand::Check(args)) => {
                 secrets_check::run(args).await
             }
+            cli::Command::Key(args) => key_cli::run(*args).await,
         }
     });
     match result {

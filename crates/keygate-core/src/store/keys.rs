@@ -175,6 +175,10 @@ macro_rules! read_key {
     }};
 }
 
+// Declared after the macros above so that its statements can use them.
+mod manage;
+pub use manage::KeyColumn;
+
 fn models_json(models: &[String]) -> String {
     serde_json::to_string(models).unwrap_or_else(|_| "[]".to_owned())
 }
@@ -282,7 +286,8 @@ impl Store {
         Ok(deleted)
     }
 
-    /// One page of keys, newest first, and the total matching the filter.
+    /// One page of keys, newest first (then by token id, descending, as LiteLLM orders them),
+    /// and the total matching the filter.
     pub async fn list_keys(
         &self,
         filter: &KeyFilter,
@@ -316,7 +321,7 @@ impl Store {
             query.fetch_one(pool).await?.try_get("n")?
         });
         let text = format!(
-            "SELECT {COLUMNS} FROM keygate_keys{filter_sql} ORDER BY created_at DESC, token_id LIMIT ? OFFSET ?"
+            "SELECT {COLUMNS} FROM keygate_keys{filter_sql} ORDER BY created_at DESC, token_id DESC LIMIT ? OFFSET ?"
         );
         let keys = on_store!(self, text, |pool, sql| {
             let mut query = sqlx::query(&sql);
