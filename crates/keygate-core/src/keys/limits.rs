@@ -251,8 +251,28 @@ impl Ledgers {
             .clone()
     }
 
-    /// Forgets a key's ledger (deleted, regenerated, or its spend changed by an admin): the
-    /// next use starts again from the stored spend.
+    /// The settled spend of `token_id` in this process, if its ledger exists.
+    pub fn spent(&self, token_id: &str) -> Option<f64> {
+        let keys = match self.keys.lock() {
+            Ok(keys) => keys,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        keys.get(token_id).map(|ledger| ledger.spent_usd())
+    }
+
+    /// Sets the settled spend of `token_id`, if its ledger exists (an admin set `spend`).
+    pub fn set_spent(&self, token_id: &str, usd: f64) {
+        let keys = match self.keys.lock() {
+            Ok(keys) => keys,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(ledger) = keys.get(token_id) {
+            ledger.set_spent(usd);
+        }
+    }
+
+    /// Forgets a key's ledger (deleted or regenerated): a later use starts again from the
+    /// stored spend.
     pub fn forget(&self, token_id: &str) {
         let mut keys = match self.keys.lock() {
             Ok(keys) => keys,

@@ -59,6 +59,7 @@ pub async fn delete(
     };
     for token_id in &deleted {
         state.keys().invalidate(token_id);
+        state.ledgers().forget(token_id);
     }
     if deleted.is_empty() {
         return Err(KeyApiError::NoKeysFound);

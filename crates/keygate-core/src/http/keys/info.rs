@@ -32,11 +32,15 @@ pub async fn info(
             return Err(KeyApiError::NotYourKey);
         }
     }
-    let record = state
+    let mut record = state
         .store()
         .get_key(&token_id)
         .await?
         .ok_or(KeyApiError::InfoNotFound)?;
+    // Settled spend not yet written by the batched writer is already in this process's ledger.
+    if let Some(spent) = state.ledgers().spent(&token_id) {
+        record.spend = record.spend.max(spent);
+    }
     Ok(Json(
         json!({ "key": shown, "info": json::token_row(&record) }),
     ))

@@ -86,6 +86,7 @@ async fn run(
         .map_err(|err| stored(err, alias))?;
     state.keys().invalidate(&old_id);
     state.keys().invalidate(&key.token_id);
+    state.ledgers().forget(&old_id);
     if !found {
         return Err(KeyApiError::RegenerateNotFound(shown(&given)));
     }

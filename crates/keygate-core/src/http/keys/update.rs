@@ -14,6 +14,7 @@ use super::fields::{shown, KeyFields, Model};
 use super::{auth, json, now_ms, stored};
 use crate::keys::token;
 use crate::state::AppState;
+use crate::store::KeyColumn;
 
 /// `POST /key/update`.
 pub async fn update(
@@ -47,6 +48,9 @@ pub async fn update(
     state.keys().invalidate(&token_id);
     if !found {
         return Err(KeyApiError::UpdateNotFound(shown(&given)));
+    }
+    if columns.contains(&KeyColumn::Spend) {
+        state.ledgers().set_spent(&token_id, key.spend);
     }
     tracing::info!(token_id = %token_id, "key updated");
     let fresh = store.get_key(&token_id).await?.unwrap_or(key);
