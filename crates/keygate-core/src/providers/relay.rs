@@ -87,9 +87,12 @@ pub async fn relay_json(
             model: model.to_owned(),
             reason: describe_reqwest_error(&err),
         })?;
-    if map.is_none() && meter.is_none() {
+    let Some(map) = map else {
+        if let Some(meter) = meter {
+            meter.finish(usage_of(&body, wire), status.as_u16());
+        }
         return Ok(json_response(status, body));
-    }
+    };
     let value: Value =
         serde_json::from_slice(&body).map_err(|_| GatewayError::UpstreamUnavailable {
             model: model.to_owned(),
@@ -102,9 +105,21 @@ pub async fn relay_json(
         };
         meter.finish(usage, status.as_u16());
     }
-    match map {
-        Some(map) => Ok(json_response(status, Bytes::from(map(&value).to_string()))),
-        None => Ok(json_response(status, body)),
+    Ok(json_response(status, Bytes::from(map(&value).to_string())))
+}
+
+/// The `usage` of a response body in `wire`'s dialect, reading only that member.
+fn usage_of(body: &[u8], wire: Wire) -> Option<Usage> {
+    #[derive(serde::Deserialize)]
+    struct UsageOnly {
+        #[serde(default)]
+        usage: Option<Value>,
+    }
+    let usage = serde_json::from_slice::<UsageOnly>(body).ok()?.usage?;
+    let wrapped = serde_json::json!({ "usage": usage });
+    match wire {
+        Wire::OpenAi => translate::openai_usage(&wrapped),
+        Wire::Anthropic => translate::anthropic_usage(&wrapped),
     }
 }
 

@@ -84,6 +84,9 @@ pub struct KeyFilter {
     pub team_id: Option<String>,
 }
 
+/// Spend-log rows per INSERT (8 parameters each, far under both databases' limits).
+const LOG_ROWS_PER_INSERT: usize = 200;
+
 const COLUMNS: &str = "token_id, key_name, key_alias, models, spend, max_budget, soft_budget, \
     budget_duration, budget_reset_at, rpm_limit, tpm_limit, max_parallel_requests, metadata, \
     team_id, user_id, blocked, expires, created_at, updated_at";
@@ -350,11 +353,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let add = "UPDATE keygate_keys SET spend = spend + ?, last_used_at = ? WHERE token_id = ?";
-        let log =
-            "INSERT INTO keygate_spend_log (token_id, model, prompt_tokens, completion_tokens, \
-                   cost, status, latency_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
         on_store!(self, add, |pool, sql| {
-            let log_sql = on_store_text(self, log);
             let mut tx = pool.begin().await?;
             for (token_id, delta) in deltas {
                 sqlx::query(&sql)
@@ -364,18 +363,23 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            for e in entries {
-                sqlx::query(&log_sql)
-                    .bind(&e.token_id)
-                    .bind(&e.model)
-                    .bind(e.prompt_tokens)
-                    .bind(e.completion_tokens)
-                    .bind(e.cost)
-                    .bind(i32::try_from(e.status).unwrap_or(0))
-                    .bind(e.latency_ms)
-                    .bind(e.created_at)
-                    .execute(&mut *tx)
-                    .await?;
+            // Many rows per statement: the log grows by one row per request.
+            for rows in entries.chunks(LOG_ROWS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO keygate_spend_log (token_id, model, prompt_tokens, \
+                     completion_tokens, cost, status, latency_ms, created_at) ",
+                );
+                insert.push_values(rows, |mut row, e| {
+                    row.push_bind(&e.token_id)
+                        .push_bind(&e.model)
+                        .push_bind(e.prompt_tokens)
+                        .push_bind(e.completion_tokens)
+                        .push_bind(e.cost)
+                        .push_bind(i32::try_from(e.status).unwrap_or(0))
+                        .push_bind(e.latency_ms)
+                        .push_bind(e.created_at);
+                });
+                insert.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });
@@ -433,13 +437,5 @@ impl Store {
             }
             Ok(out)
         })
-    }
-}
-
-/// The statement text in `store`'s placeholder style.
-fn on_store_text(store: &Store, text: &str) -> String {
-    match store {
-        Store::Sqlite(_) => text.to_owned(),
-        Store::Postgres(_) => pg(text),
     }
 }
