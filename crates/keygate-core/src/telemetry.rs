@@ -38,6 +38,69 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// The series of one model, registered once per config load so the request path does not build
+/// label sets: latency by route, and the common outcomes (200 to the caller, 200 upstream).
+#[derive(Debug)]
+pub struct RouteMetrics {
+    ok: [metrics::Counter; 3],
+    latency: [metrics::Histogram; 3],
+    upstream_ok: metrics::Counter,
+}
+
+/// The inference routes, in [`RouteMetrics`]' order.
+pub const ROUTES: [&str; 3] = ["chat_completions", "messages", "embeddings"];
+
+impl RouteMetrics {
+    /// Registers the series of `model` (served by `provider`) with the installed recorder.
+    pub fn new(model: &str, provider: &'static str) -> Self {
+        let ok = ROUTES.map(|route| {
+            metrics::counter!(REQUESTS, "route" => route, "model" => model.to_owned(),
+                "provider" => provider, "status" => "200")
+        });
+        let latency = ROUTES.map(|route| {
+            metrics::histogram!(LATENCY, "route" => route, "model" => model.to_owned(), "provider" => provider)
+        });
+        let upstream_ok = metrics::counter!(UPSTREAM, "model" => model.to_owned(),
+            "provider" => provider, "status" => "200");
+        Self {
+            ok,
+            latency,
+            upstream_ok,
+        }
+    }
+
+    /// Records one finished request on `route` (an entry of [`ROUTES`]).
+    pub fn record_request(
+        &self,
+        route: &'static str,
+        model: &str,
+        provider: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let Some(i) = ROUTES.iter().position(|r| *r == route) else {
+            return record_request(route, model, provider, status, elapsed);
+        };
+        if status == 200 {
+            self.ok[i].increment(1);
+        } else {
+            metrics::counter!(REQUESTS, "route" => route, "model" => model.to_owned(),
+                "provider" => provider, "status" => status_label(status))
+            .increment(1);
+        }
+        self.latency[i].record(elapsed.as_secs_f64());
+    }
+
+    /// Records one upstream answer.
+    pub fn record_upstream(&self, model: &str, provider: &'static str, status: u16) {
+        if status == 200 {
+            self.upstream_ok.increment(1);
+        } else {
+            record_upstream(model, provider, status);
+        }
+    }
+}
+
 /// Records one finished request (for streams: when the response head was sent).
 pub fn record_request(
     route: &'static str,

@@ -66,12 +66,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         client: &client,
         env: env.clone(),
     };
+    // The recorder first: building the models registers their metric series with it.
+    let metrics = keygate_core::telemetry::install_recorder();
     let live = LiveState::build(config.clone(), &ctx)?;
     live.warm_secrets().await;
     let store = Store::connect(&database)
         .await
         .with_context(|| format!("cannot open the store at {}", redact_url(&database)))?;
-    let metrics = keygate_core::telemetry::install_recorder();
     let state = AppState::new(live, client, store.clone(), metrics);
     let listener = TcpListener::bind(&listen)
         .await

@@ -70,21 +70,24 @@ pub(super) async fn serve_inference(
         Ok(response) => response,
         Err(error) => error.in_dialect(caller).into_response(),
     };
-    telemetry::record_request(
-        endpoint.label(),
-        labels.model.as_deref().unwrap_or(""),
-        labels.provider,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    let status = response.status().as_u16();
+    match &labels.route {
+        Some(route) => route.metrics.record_request(
+            endpoint.label(),
+            &route.name,
+            route.provider.as_str(),
+            status,
+            started.elapsed(),
+        ),
+        None => telemetry::record_request(endpoint.label(), "", "", status, started.elapsed()),
+    }
     response
 }
 
-/// Metric labels learned while serving.
+/// What metrics need to know, learned while serving: the model, once routed.
 #[derive(Default)]
 pub(super) struct Labels {
-    pub model: Option<String>,
-    pub provider: &'static str,
+    pub route: Option<std::sync::Arc<ModelRoute>>,
 }
 
 async fn infer(
@@ -103,8 +106,7 @@ async fn infer(
         .models
         .get(model)
         .ok_or_else(|| GatewayError::UnknownModel(model.to_owned()))?;
-    labels.model = Some(route.name.clone());
-    labels.provider = route.provider.as_str();
+    labels.route = Some(route.clone());
     let stream = endpoint != Endpoint::Embeddings && peek.stream.unwrap_or(false);
     let byok = auth::byok_key(headers, route)?;
     let meter = match &who {

@@ -11,7 +11,6 @@ use secrecy::SecretString;
 use super::route::{ModelRoute, Op};
 use super::upstream::{send, upstream_error, UpstreamRequest};
 use crate::error::{Dialect, GatewayError};
-use crate::telemetry;
 
 /// How long a key refused with 401 is skipped.
 const UNAUTHORIZED_COOLDOWN: Duration = Duration::from_secs(300);
@@ -62,7 +61,9 @@ pub async fn send_with_keys(
         };
         let response = send(client, request(&call, Some(&resolved.value))).await?;
         let status = response.status();
-        telemetry::record_upstream(&route.name, route.provider.as_str(), status.as_u16());
+        route
+            .metrics
+            .record_upstream(&route.name, route.provider.as_str(), status.as_u16());
         if status.is_success() {
             return Ok(response);
         }
@@ -89,7 +90,7 @@ async fn send_once(
 ) -> Result<reqwest::Response, GatewayError> {
     let route = call.route;
     let response = send(client, request(call, key)).await?;
-    telemetry::record_upstream(
+    route.metrics.record_upstream(
         &route.name,
         route.provider.as_str(),
         response.status().as_u16(),

@@ -147,6 +147,8 @@ pub struct ModelRoute {
     pub headers: HeaderMap,
     /// `x-{model}-authorization`: where a caller may bring its own key for this model.
     pub byok_header: Option<HeaderName>,
+    /// This model's metric series.
+    pub metrics: crate::telemetry::RouteMetrics,
     /// Parsed once here, not per request; `None` where the provider lacks the operation.
     chat_url: Option<reqwest::Url>,
     embeddings_url: Option<reqwest::Url>,
@@ -298,6 +300,7 @@ impl ModelRoute {
             }
         }
         Ok(Self {
+            metrics: crate::telemetry::RouteMetrics::new(&model, provider.as_str()),
             effective_price: crate::keys::price::price_of(config.price, &upstream_model),
             byok_header: byok_header_name(&model),
             name: model,

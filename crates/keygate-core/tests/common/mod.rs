@@ -62,14 +62,10 @@ pub async fn state_on(yaml: &str, extra: &[(&str, &str)], database_url: &str) ->
         client: &client,
         env: std::sync::Arc::new(env),
     };
+    let metrics = keygate_core::telemetry::install_recorder();
     let live = LiveState::build(config, &ctx).unwrap();
     let store = Store::connect(database_url).await.unwrap();
-    AppState::new(
-        live,
-        client,
-        store,
-        keygate_core::telemetry::install_recorder(),
-    )
+    AppState::new(live, client, store, metrics)
 }
 
 /// A gateway serving on a free port.
