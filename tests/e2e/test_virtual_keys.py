@@ -129,3 +129,22 @@ def test_a_key_acknowledged_survives_kill_9(keygate_factory, mock, tmp_path):
     again = keygate_factory(config(mock.url), env={"KEYGATE_DATABASE_URL": f"sqlite://{kg.workdir}/keygate.db"})
     for key in keys:
         assert hi(oai(again, key)).choices
+
+
+def test_keys_never_reach_the_logs(keygate_factory, mock):
+    kg = keygate_factory(config(mock.url), log="debug")
+    body = generate(kg, key_alias="e2e-logged")
+    old = body["key"]
+    assert hi(oai(kg, old)).choices
+    r = admin(kg, "POST", f"/key/{old}/regenerate", json={})
+    assert r.status_code == 200, r.text
+    new = r.json()["key"]
+    assert hi(oai(kg, new)).choices
+    with pytest.raises(openai.AuthenticationError):
+        hi(oai(kg, old))
+    # Unknown routes echo their path: keys in it are redacted there too.
+    admin(kg, "POST", f"/key/{new}/nonsense", json={})
+    admin(kg, "GET", "/key/info", params={"key": new})
+    logs = kg.stdout + kg.stderr
+    for key in (old, new):
+        assert key not in logs and key[-12:] not in logs, "a virtual key reached the logs"

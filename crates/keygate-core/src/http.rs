@@ -49,7 +49,7 @@ pub fn router(state: AppState) -> Router {
 async fn not_found(method: Method, uri: http::Uri) -> Response {
     let error = GatewayError::NotFound {
         method: method.to_string(),
-        path: uri.path().to_owned(),
+        path: redact_path(uri.path()),
     };
     error.in_dialect(path_dialect(&uri)).into_response()
 }
@@ -57,9 +57,28 @@ async fn not_found(method: Method, uri: http::Uri) -> Response {
 async fn method_not_allowed(method: Method, uri: http::Uri) -> Response {
     let error = GatewayError::MethodNotAllowed {
         method: method.to_string(),
-        path: uri.path().to_owned(),
+        path: redact_path(uri.path()),
     };
     error.in_dialect(path_dialect(&uri)).into_response()
+}
+
+/// `path` with every segment that may be a key (`sk-...`, or a 64-hex token id) written as
+/// `*****`: `/key/{key}/regenerate` carries a key in its path, and paths are logged.
+pub(crate) fn redact_path(path: &str) -> String {
+    if !path.contains("sk-") && path.len() < 64 {
+        return path.to_owned();
+    }
+    path.split('/')
+        .map(|segment| {
+            let hash = segment.len() == 64 && segment.bytes().all(|b| b.is_ascii_hexdigit());
+            if segment.starts_with("sk-") || hash {
+                "*****"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The dialect an unrouted request is answered in, by its path.
@@ -75,7 +94,7 @@ fn path_dialect(uri: &http::Uri) -> Dialect {
 async fn log_errors(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let path = redact_path(request.uri().path());
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -89,4 +108,23 @@ async fn log_errors(request: Request, next: Next) -> Response {
         None => tracing::debug!(%method, %path, status, elapsed_ms, "request"),
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_path;
+
+    #[test]
+    fn keys_in_paths_are_redacted() {
+        assert_eq!(redact_path("/v1/chat/completions"), "/v1/chat/completions");
+        assert_eq!(
+            redact_path("/key/sk-abc123/regenerate"),
+            "/key/*****/regenerate"
+        );
+        let hash = "a".repeat(64);
+        assert_eq!(
+            redact_path(&format!("/key/{hash}/regenerate")),
+            "/key/*****/regenerate"
+        );
+    }
 }
