@@ -52,27 +52,6 @@ pub struct KeyRecord {
     pub updated_at: i64,
 }
 
-/// One settled request, for the spend log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SpendEntry {
-    /// The key that paid.
-    pub token_id: String,
-    /// The model asked for.
-    pub model: String,
-    /// Input tokens.
-    pub prompt_tokens: i64,
-    /// Output tokens.
-    pub completion_tokens: i64,
-    /// USD.
-    pub cost: f64,
-    /// HTTP status answered.
-    pub status: i64,
-    /// Wall time of the request.
-    pub latency_ms: f64,
-    /// When it finished (ms).
-    pub created_at: i64,
-}
-
 /// Filters of [`Store::list_keys`].
 #[derive(Debug, Clone, Default)]
 pub struct KeyFilter {
@@ -83,9 +62,6 @@ pub struct KeyFilter {
     /// Exact team.
     pub team_id: Option<String>,
 }
-
-/// Spend-log rows per INSERT (8 parameters each, far under both databases' limits).
-const LOG_ROWS_PER_INSERT: usize = 200;
 
 const COLUMNS: &str = "token_id, key_name, key_alias, models, spend, max_budget, soft_budget, \
     budget_duration, budget_reset_at, rpm_limit, tpm_limit, max_parallel_requests, metadata, \
@@ -180,7 +156,9 @@ macro_rules! read_key {
 
 // Declared after the macros above so that its statements can use them.
 mod manage;
+mod spend;
 pub use manage::KeyColumn;
+pub use spend::SpendEntry;
 
 fn models_json(models: &[String]) -> String {
     serde_json::to_string(models).unwrap_or_else(|_| "[]".to_owned())
@@ -343,99 +321,5 @@ impl Store {
             keys
         });
         Ok((keys, total))
-    }
-
-    /// Adds settled spend to keys and appends the spend log, in one transaction.
-    pub async fn record_spend(
-        &self,
-        deltas: &[(String, f64)],
-        entries: &[SpendEntry],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let add = "UPDATE keygate_keys SET spend = spend + ?, last_used_at = ? WHERE token_id = ?";
-        on_store!(self, add, |pool, sql| {
-            let mut tx = pool.begin().await?;
-            for (token_id, delta) in deltas {
-                sqlx::query(&sql)
-                    .bind(*delta)
-                    .bind(now_ms)
-                    .bind(token_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            // Many rows per statement: the log grows by one row per request.
-            for rows in entries.chunks(LOG_ROWS_PER_INSERT) {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO keygate_spend_log (token_id, model, prompt_tokens, \
-                     completion_tokens, cost, status, latency_ms, created_at) ",
-                );
-                insert.push_values(rows, |mut row, e| {
-                    row.push_bind(&e.token_id)
-                        .push_bind(&e.model)
-                        .push_bind(e.prompt_tokens)
-                        .push_bind(e.completion_tokens)
-                        .push_bind(e.cost)
-                        .push_bind(i32::try_from(e.status).unwrap_or(0))
-                        .push_bind(e.latency_ms)
-                        .push_bind(e.created_at);
-                });
-                insert.build().execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    /// Sets a key's spend to zero and its next reset time, if the reset is still due.
-    pub async fn reset_spend(
-        &self,
-        token_id: &str,
-        due: i64,
-        next: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        let text = "UPDATE keygate_keys SET spend = 0, budget_reset_at = ? \
-                    WHERE token_id = ? AND budget_reset_at = ?";
-        let rows = on_store!(self, text, |pool, sql| {
-            sqlx::query(&sql)
-                .bind(next)
-                .bind(token_id)
-                .bind(due)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(rows > 0)
-    }
-
-    /// The spend log of one key, newest first.
-    pub async fn spend_log(
-        &self,
-        token_id: &str,
-        limit: i64,
-    ) -> Result<Vec<SpendEntry>, StoreError> {
-        let text =
-            "SELECT token_id, model, prompt_tokens, completion_tokens, cost, status, latency_ms, \
-                    created_at FROM keygate_spend_log WHERE token_id = ? ORDER BY id DESC LIMIT ?";
-        on_store!(self, text, |pool, sql| {
-            let rows = sqlx::query(&sql)
-                .bind(token_id)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                out.push(SpendEntry {
-                    token_id: row.try_get("token_id")?,
-                    model: row.try_get("model")?,
-                    prompt_tokens: row.try_get("prompt_tokens")?,
-                    completion_tokens: row.try_get("completion_tokens")?,
-                    cost: row.try_get("cost")?,
-                    status: i64::from(row.try_get::<i32, _>("status")?),
-                    latency_ms: row.try_get("latency_ms")?,
-                    created_at: row.try_get("created_at")?,
-                });
-            }
-            Ok(out)
-        })
     }
 }
