@@ -219,6 +219,7 @@ impl AppState {
     /// Flushes what is queued for the store and stops background work. Call once, after the
     /// server has stopped.
     pub async fn shutdown(&self) {
+        self.inner.keys.shutdown().await;
         self.inner.spend.shutdown().await;
         self.live().secrets.shutdown().await;
     }

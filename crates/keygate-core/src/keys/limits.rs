@@ -288,25 +288,8 @@ mod tests {
 
     fn key(max_budget: Option<f64>) -> KeyRecord {
         KeyRecord {
-            token_id: "t".into(),
-            key_name: "sk-...t".into(),
-            key_alias: None,
-            models: vec![],
-            spend: 0.0,
             max_budget,
-            soft_budget: None,
-            budget_duration: None,
-            budget_reset_at: None,
-            rpm_limit: None,
-            tpm_limit: None,
-            max_parallel_requests: None,
-            metadata: serde_json::json!({}),
-            team_id: None,
-            user_id: None,
-            blocked: false,
-            expires: None,
-            created_at: 0,
-            updated_at: 0,
+            ..crate::keys::test_record("t")
         }
     }
 
