@@ -2,9 +2,29 @@
 //! embedded in the binary and applied at start. Later concerns (keys, leases, spend) add their
 //! tables as new migrations; a migration once released is never edited.
 
+/// Runs `$body` with `$pool` bound to the right pool and `$sql` to the statement text in the
+/// right placeholder style (`pg` and `Store` must be in scope). The body is written once and
+/// compiled for both databases.
+macro_rules! on_store {
+    ($store:expr, $text:expr, |$pool:ident, $sql:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => {
+                let $sql: String = $text.to_string();
+                $body
+            }
+            Store::Postgres($pool) => {
+                let $sql: String = pg(&$text);
+                $body
+            }
+        }
+    };
+}
+
+mod engine;
 mod keys;
 mod migrations;
 
+pub use engine::LeaseRecord;
 pub use keys::{KeyColumn, KeyFilter, KeyRecord, SpendEntry};
 
 use std::str::FromStr;
@@ -96,6 +116,22 @@ impl Store {
     pub async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
         migrations::applied(self).await
     }
+}
+
+/// `?` placeholders rewritten as PostgreSQL's `$1, $2, ...`.
+fn pg(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The URL with any password replaced, for logs.

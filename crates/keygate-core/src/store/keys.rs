@@ -7,7 +7,7 @@
 use serde_json::Value;
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{pg, Store, StoreError};
 
 /// A virtual key as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,39 +66,6 @@ pub struct KeyFilter {
 const COLUMNS: &str = "token_id, key_name, key_alias, models, spend, max_budget, soft_budget, \
     budget_duration, budget_reset_at, rpm_limit, tpm_limit, max_parallel_requests, metadata, \
     team_id, user_id, blocked, expires, created_at, updated_at";
-
-/// `?` placeholders rewritten as PostgreSQL's `$1, $2, ...`.
-fn pg(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push('$');
-            out.push_str(&n.to_string());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Runs `$body` with `$pool` bound to the right pool and `$sql` to the statement text in the
-/// right placeholder style. The body is written once and compiled for both databases.
-macro_rules! on_store {
-    ($store:expr, $text:expr, |$pool:ident, $sql:ident| $body:expr) => {
-        match $store {
-            Store::Sqlite($pool) => {
-                let $sql: String = $text.to_string();
-                $body
-            }
-            Store::Postgres($pool) => {
-                let $sql: String = pg(&$text);
-                $body
-            }
-        }
-    };
-}
 
 macro_rules! bind_key {
     ($query:expr, $k:expr) => {

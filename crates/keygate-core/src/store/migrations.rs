@@ -102,6 +102,48 @@ const MIGRATIONS: &[Migration] = &[
     );
     CREATE INDEX keygate_spend_log_token ON keygate_spend_log (token_id, created_at);",
     },
+    Migration {
+        version: 3,
+        name: "engine roles and leases",
+        sqlite: "CREATE TABLE keygate_roles (
+        mount TEXT NOT NULL,
+        name TEXT NOT NULL,
+        config TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (mount, name)
+    );
+    CREATE TABLE keygate_leases (
+        lease_id TEXT PRIMARY KEY,
+        mount TEXT NOT NULL,
+        role TEXT NOT NULL,
+        token_id TEXT NOT NULL,
+        issued_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        last_renewal INTEGER,
+        revoked_at INTEGER
+    );
+    CREATE INDEX keygate_leases_live ON keygate_leases (expires_at) WHERE revoked_at IS NULL;",
+        postgres: "CREATE TABLE keygate_roles (
+        mount TEXT NOT NULL,
+        name TEXT NOT NULL,
+        config TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (mount, name)
+    );
+    CREATE TABLE keygate_leases (
+        lease_id TEXT PRIMARY KEY,
+        mount TEXT NOT NULL,
+        role TEXT NOT NULL,
+        token_id TEXT NOT NULL,
+        issued_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        last_renewal BIGINT,
+        revoked_at BIGINT
+    );
+    CREATE INDEX keygate_leases_live ON keygate_leases (expires_at) WHERE revoked_at IS NULL;",
+    },
 ];
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS keygate_migrations (
