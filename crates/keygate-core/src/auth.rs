@@ -49,7 +49,8 @@ pub fn authenticate_admin(headers: &HeaderMap, live: &LiveState) -> Result<Calle
     }
 }
 
-fn is_admin(key: &str, live: &LiveState) -> bool {
+/// Whether `key` is the admin key (constant time).
+pub fn is_admin(key: &str, live: &LiveState) -> bool {
     let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
     live.admin_key_hash()
         .is_some_and(|admin| bool::from(admin.ct_eq(&digest)))

@@ -13,10 +13,11 @@ use std::time::Instant;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use http::Method;
 
+use crate::engine;
 use crate::error::{Dialect, ErrorReport, GatewayError};
 use crate::state::AppState;
 
@@ -37,6 +38,8 @@ pub fn router(state: AppState) -> Router {
         .route("/key/list", get(keys::list))
         .route("/key/regenerate", post(keys::regenerate))
         .route("/key/{key}/regenerate", post(keys::regenerate_key))
+        .route("/v1/{mount}/roles", any(engine::http::roles))
+        .route("/v1/{mount}/roles/{name}", any(engine::http::role))
         .route("/health/live", get(ops::live))
         .route("/health/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
