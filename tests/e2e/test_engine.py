@@ -1,5 +1,6 @@
-"""The secrets engine's roles through the real `bao` CLI and hvac (BAO_ADDR/VAULT_ADDR pointing
-at keygate, the admin key as the token). Creds and leases come next."""
+"""The secrets engine through the real `bao` CLI and hvac (BAO_ADDR/VAULT_ADDR pointing at keygate,
+the admin key as the token): roles, creds, lease renew/lookup/revoke, and the leased key serving
+inference until its lease ends."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import json
 import os
 import subprocess
 
+import time
+
 import hvac
+import openai
 import pytest
 
-from conftest import ADMIN_KEY
+from conftest import ADMIN_KEY, base_config, model_entries
 from secret_backends import bao_binary
 
 
@@ -21,8 +25,19 @@ def bao(kg, *args: str, token: str = ADMIN_KEY) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def kg(keygate_factory):
-    return keygate_factory(None)
+def kg(keygate_factory, mock):
+    return keygate_factory(kg_config(mock))
+
+
+def works(kg, key: str) -> bool:
+    client = openai.OpenAI(base_url=f"{kg.url}/v1", api_key=key, max_retries=0, timeout=20,
+                           http_client=openai.DefaultHttpxClient(trust_env=False))
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", max_tokens=8,
+                                       messages=[{"role": "user", "content": "hi"}])
+        return True
+    except openai.AuthenticationError:
+        return False
 
 
 def test_roles_with_the_bao_cli(kg):
@@ -66,3 +81,69 @@ def test_roles_with_hvac(kg):
         hvac.Client(url=kg.url, token="wrong").adapter.get("/v1/keygate/roles/app")
     with pytest.raises(hvac.exceptions.InvalidPath):
         adapter.get("/v1/keygate/roles/missing")
+
+
+def test_lease_lifecycle_with_the_bao_cli(kg):
+    assert bao(kg, "write", "keygate/roles/dev", "models=gpt-4o-mini", "ttl=60", "max_ttl=120",
+               "max_budget=5", "key_alias_prefix=team").returncode == 0
+    out = bao(kg, "read", "-format=json", "keygate/creds/dev")
+    assert out.returncode == 0, out.stderr
+    creds = json.loads(out.stdout)
+    lease_id = creds["lease_id"]
+    assert lease_id.startswith("keygate/creds/dev/") and creds["renewable"] is True
+    assert creds["lease_duration"] == 60
+    data = creds["data"]
+    assert data["key"].startswith("sk-") and data["role"] == "dev" and data["max_budget"] == 5.0
+    assert data["key_alias"].startswith("team-dev-") and len(data["key_alias"]) == len("team-dev-") + 8
+    assert data["models"] == ["gpt-4o-mini"]
+    assert works(kg, data["key"])
+    # Lookup.
+    look = json.loads(bao(kg, "lease", "lookup", "-format=json", lease_id).stdout)["data"]
+    assert look["id"] == lease_id and look["renewable"] is True and 0 < look["ttl"] <= 60
+    # Renew by 90: capped at max_ttl (120 from issue), with Vault's warning.
+    renewed = bao(kg, "lease", "renew", "-format=json", "-increment=90", lease_id)
+    assert renewed.returncode == 0, renewed.stderr
+    body = json.loads(renewed.stdout)
+    assert body["lease_id"] == lease_id and 60 < body["lease_duration"] <= 90
+    time.sleep(1.1)
+    capped = json.loads(bao(kg, "lease", "renew", "-format=json", "-increment=600", lease_id).stdout)
+    assert capped["lease_duration"] <= 120 and capped["warnings"] and "capped" in capped["warnings"][0]
+    # Listing under the prefix, then revoke: the key stops at once.
+    listed = bao(kg, "list", "-format=json", "sys/leases/lookup/keygate/creds/dev/")
+    assert listed.returncode == 0, listed.stderr
+    assert lease_id.rsplit("/", 1)[1] in json.loads(listed.stdout)
+    assert bao(kg, "lease", "revoke", lease_id).returncode == 0
+    assert not works(kg, data["key"])
+    gone = bao(kg, "lease", "lookup", lease_id)
+    assert gone.returncode != 0
+
+
+def test_revoke_prefix_expiry_and_restart(kg, keygate_factory, mock):
+    client = hvac.Client(url=kg.url, token=ADMIN_KEY)
+    a = client.adapter
+    a.post("/v1/keygate/roles/short", json={"models": ["gpt-4o-mini"], "ttl": 2, "max_ttl": 60})
+    a.post("/v1/keygate/roles/long", json={"ttl": "1h"})
+    short = a.get("/v1/keygate/creds/short")
+    longs = [a.get("/v1/keygate/creds/long") for _ in range(3)]
+    assert works(kg, short["data"]["key"])
+    # Expiry: the key stops when its lease ends, and the reaper removes the lease.
+    time.sleep(3.5)
+    assert not works(kg, short["data"]["key"])
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        a.put("/v1/sys/leases/lookup", json={"lease_id": short["lease_id"]})
+    # State survives a restart on the same database.
+    kg.proc.stop()
+    again = keygate_factory(kg_config(mock), env={"KEYGATE_DATABASE_URL": f"sqlite://{kg.workdir}/keygate.db"})
+    b = hvac.Client(url=again.url, token=ADMIN_KEY).adapter
+    assert b.put("/v1/sys/leases/lookup", json={"lease_id": longs[0]["lease_id"]})["data"]["ttl"] > 3000
+    assert works(again, longs[0]["data"]["key"])
+    # revoke-prefix kills all three.
+    b.put("/v1/sys/leases/revoke-prefix/keygate/creds/long")
+    for lease in longs:
+        assert not works(again, lease["data"]["key"])
+
+
+def kg_config(mock):
+    config = base_config(model_entries(mock.url))
+    config["engine"] = {"mount": "keygate", "default_lease_ttl": "1h", "max_lease_ttl": "24h"}
+    return config

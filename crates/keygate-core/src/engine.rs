@@ -1,11 +1,13 @@
 //! The Vault-compatible secrets engine for leased LLM keys (roles, creds, renew, revoke).
 //!
-//! So far: the arithmetic it must share with Vault exactly (TTL calculation, duration inputs),
-//! roles and their Vault routes. Creds, leases (renew, revoke, lookup) and the reaper are next;
-//! their store is in `store/engine.rs`.
+//! Roles, creds (a virtual key per lease), renew, revoke, revoke-prefix, lookup, the reaper, and
+//! the arithmetic shared with Vault exactly (TTL calculation, duration inputs). Store:
+//! `store/engine.rs`.
 
 pub mod duration;
 pub mod error;
 pub mod http;
+pub mod lease;
+pub mod reaper;
 pub mod role;
 pub mod ttl;

@@ -40,6 +40,23 @@ pub fn router(state: AppState) -> Router {
         .route("/key/{key}/regenerate", post(keys::regenerate_key))
         .route("/v1/{mount}/roles", any(engine::http::roles))
         .route("/v1/{mount}/roles/{name}", any(engine::http::role))
+        .route("/v1/{mount}/creds/{role}", any(engine::http::creds))
+        .route("/v1/sys/leases/renew", any(engine::http::renew))
+        .route("/v1/sys/leases/renew/{*lease_id}", any(engine::http::renew))
+        .route("/v1/sys/leases/revoke", any(engine::http::revoke))
+        .route(
+            "/v1/sys/leases/revoke/{*lease_id}",
+            any(engine::http::revoke),
+        )
+        .route(
+            "/v1/sys/leases/revoke-prefix/{*prefix}",
+            any(engine::http::revoke_prefix),
+        )
+        .route("/v1/sys/leases/lookup", any(engine::http::lookup))
+        .route(
+            "/v1/sys/leases/lookup/{*prefix}",
+            any(engine::http::lookup_list),
+        )
         .route("/health/live", get(ops::live))
         .route("/health/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

@@ -9,6 +9,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Limits};
 use crate::keys::cache::KeyCache;
@@ -156,6 +157,9 @@ struct Inner {
     spend: SpendWriter,
     metrics: Option<PrometheusHandle>,
     started: Instant,
+    /// Stops the lease reaper.
+    reaper_stop: CancellationToken,
+    reaper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl AppState {
@@ -167,7 +171,7 @@ impl AppState {
         metrics: Option<PrometheusHandle>,
     ) -> Self {
         let spend = SpendWriter::start(store.clone());
-        Self {
+        let state = Self {
             inner: Arc::new(Inner {
                 live: ArcSwap::from_pointee(live),
                 client,
@@ -177,8 +181,18 @@ impl AppState {
                 spend,
                 metrics,
                 started: Instant::now(),
+                reaper_stop: CancellationToken::new(),
+                reaper: std::sync::Mutex::new(None),
             }),
+        };
+        let reaper = tokio::spawn(crate::engine::reaper::run(
+            state.clone(),
+            state.inner.reaper_stop.clone(),
+        ));
+        if let Ok(mut slot) = state.inner.reaper.lock() {
+            *slot = Some(reaper);
         }
+        state
     }
 
     /// A snapshot of the live state; hold it for the whole request.
@@ -219,6 +233,16 @@ impl AppState {
     /// Flushes what is queued for the store and stops background work. Call once, after the
     /// server has stopped.
     pub async fn shutdown(&self) {
+        self.inner.reaper_stop.cancel();
+        let reaper = self
+            .inner
+            .reaper
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take());
+        if let Some(reaper) = reaper {
+            let _ = reaper.await;
+        }
         self.inner.keys.shutdown().await;
         self.inner.spend.shutdown().await;
         self.live().secrets.shutdown().await;

@@ -173,3 +173,120 @@ pub fn request_id() -> String {
         &h[20..32]
     )
 }
+
+/// Vault's envelope for a lease: `lease_id`, `renewable`, `lease_duration` and `data`.
+fn lease_envelope(granted: super::lease::Granted) -> Response {
+    let warnings = if granted.warnings.is_empty() {
+        Value::Null
+    } else {
+        json!(granted.warnings)
+    };
+    Json(json!({
+        "request_id": request_id(),
+        "lease_id": granted.lease_id,
+        "renewable": true,
+        "lease_duration": granted.lease_duration,
+        "data": granted.data,
+        "wrap_info": null,
+        "warnings": warnings,
+        "auth": null,
+    }))
+    .into_response()
+}
+
+/// `GET|PUT|POST /v1/{mount}/creds/{role}`: a key with a lease.
+pub async fn creds(
+    State(state): State<AppState>,
+    Path((mount, role)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, EngineError> {
+    admit(&state, &headers, &mount, &format!("creds/{role}"))?;
+    if !matches!(method, Method::GET | Method::PUT | Method::POST) {
+        return Err(EngineError::UnsupportedOperation);
+    }
+    Ok(lease_envelope(
+        super::lease::issue(&state, &mount, &role).await?,
+    ))
+}
+
+/// Checks the token only (the `sys/` routes are not under the mount).
+fn admit_sys(state: &AppState, headers: &HeaderMap) -> Result<(), EngineError> {
+    let mount = state.live().config.engine.mount.clone();
+    admit(state, headers, &mount, "sys")
+}
+
+/// `PUT /v1/sys/leases/renew` (`{lease_id, increment}`), also with the id in the path.
+pub async fn renew(
+    State(state): State<AppState>,
+    path: Option<Path<String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, EngineError> {
+    admit_sys(&state, &headers)?;
+    let mut fields = object(&body)?;
+    if let Some(Path(id)) = path {
+        fields.insert("lease_id".into(), Value::String(id));
+    }
+    let (lease_id, increment) = super::lease::lease_fields(&fields)?;
+    Ok(lease_envelope(
+        super::lease::renew(&state, &lease_id, increment).await?,
+    ))
+}
+
+/// `PUT /v1/sys/leases/revoke` (`{lease_id}`), also with the id in the path (`bao lease revoke`).
+pub async fn revoke(
+    State(state): State<AppState>,
+    path: Option<Path<String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, EngineError> {
+    admit_sys(&state, &headers)?;
+    let mut fields = object(&body)?;
+    if let Some(Path(id)) = path {
+        fields.insert("lease_id".into(), Value::String(id));
+    }
+    let (lease_id, _) = super::lease::lease_fields(&fields)?;
+    super::lease::revoke(&state, &lease_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `PUT /v1/sys/leases/revoke-prefix/{prefix}`.
+pub async fn revoke_prefix(
+    State(state): State<AppState>,
+    Path(prefix): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, EngineError> {
+    admit_sys(&state, &headers)?;
+    super::lease::revoke_prefix(&state, &prefix).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `PUT /v1/sys/leases/lookup` (`{lease_id}`).
+pub async fn lookup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, EngineError> {
+    admit_sys(&state, &headers)?;
+    let (lease_id, _) = super::lease::lease_fields(&object(&body)?)?;
+    Ok(envelope(
+        super::lease::lookup(&state, &lease_id).await?,
+        Vec::new(),
+    ))
+}
+
+/// `LIST|GET?list=true /v1/sys/leases/lookup/{prefix}`.
+pub async fn lookup_list(
+    State(state): State<AppState>,
+    Path(prefix): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, EngineError> {
+    admit_sys(&state, &headers)?;
+    if !is_list(&method, &params) {
+        return Err(EngineError::UnsupportedOperation);
+    }
+    list(super::lease::list(&state, &prefix).await?)
+}

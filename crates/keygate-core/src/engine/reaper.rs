@@ -1,0 +1,44 @@
+//! The reaper: revokes leases as they expire (their keys already stop working at expiry; this
+//! removes them), in batches, about once a second, off the request path.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::state::AppState;
+
+/// Leases revoked per statement batch.
+const BATCH: i64 = 1_000;
+/// Pause between sweeps.
+const EVERY: Duration = Duration::from_secs(1);
+
+/// Runs until `stop` is cancelled.
+pub async fn run(state: AppState, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(EVERY) => {}
+        }
+        loop {
+            let now = crate::keys::spend::now_ms() / 1000;
+            let expired = match state.store().expired_leases(now, BATCH).await {
+                Ok(expired) => expired,
+                Err(err) => {
+                    tracing::warn!(error = %err, "lease reaper cannot read the store; retrying");
+                    break;
+                }
+            };
+            if expired.is_empty() {
+                break;
+            }
+            let full = i64::try_from(expired.len()).unwrap_or(0) == BATCH;
+            if let Err(err) = super::lease::revoke_all(&state, &expired).await {
+                tracing::warn!(error = %err, "lease reaper cannot revoke; retrying");
+                break;
+            }
+            if !full || stop.is_cancelled() {
+                break;
+            }
+        }
+    }
+}
