@@ -147,3 +147,30 @@ def kg_config(mock):
     config = base_config(model_entries(mock.url))
     config["engine"] = {"mount": "keygate", "default_lease_ttl": "1h", "max_lease_ttl": "24h"}
     return config
+
+
+def test_keygate_cli_for_roles_creds_and_leases(kg):
+    from conftest import KEYGATE_BIN
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KEYGATE_")}
+        env.update(KEYGATE_ADDR=kg.url, KEYGATE_ADMIN_KEY=ADMIN_KEY)
+        return subprocess.run([KEYGATE_BIN, *args], env=env, capture_output=True, text=True, timeout=30)
+
+    w = cli("role", "write", "cli", "models=gpt-4o-mini", "ttl=1h", "max_ttl=2h")
+    assert w.returncode == 0, w.stderr
+    assert json.loads(cli("role", "read", "cli").stdout)["data"]["ttl"] == 3600
+    assert "cli" in json.loads(cli("role", "list").stdout)["data"]["keys"]
+    issued = json.loads(cli("creds", "cli").stdout)
+    lease_id, key = issued["lease_id"], issued["data"]["key"]
+    assert works(kg, key)
+    assert json.loads(cli("lease", "lookup", lease_id).stdout)["data"]["id"] == lease_id
+    renewed = json.loads(cli("lease", "renew", lease_id, "--increment", "30m").stdout)
+    assert renewed["lease_duration"] == 1800
+    assert cli("lease", "revoke", lease_id).returncode == 0
+    assert not works(kg, key)
+    refused = cli("role", "write", "bad", "ttl=3h", "max_ttl=1h")
+    assert refused.returncode == 1 and "max_ttl" in refused.stderr
+    assert cli("role", "delete", "cli").returncode == 0
+    missing = cli("role", "read", "cli")
+    assert missing.returncode == 1

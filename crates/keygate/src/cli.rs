@@ -23,6 +23,12 @@ pub enum Command {
     Secrets(SecretsCommand),
     /// Virtual keys, managed through a running keygate's LiteLLM key API.
     Key(Box<KeyArgs>),
+    /// Roles of the secrets engine (Vault API): write, read, list, delete.
+    Role(RoleArgs),
+    /// Issue a key with a lease under a role.
+    Creds(CredsArgs),
+    /// Leases: renew, revoke, lookup, revoke-prefix.
+    Lease(LeaseArgs),
 }
 
 /// `keygate secrets ...`.
@@ -182,4 +188,96 @@ pub struct KeyListArgs {
     /// Full rows instead of token ids.
     #[arg(long)]
     pub full: bool,
+}
+
+/// Where the engine is: keygate's address and the engine's mount.
+#[derive(Debug, Args)]
+pub struct EngineAddr {
+    /// Where keygate listens.
+    #[arg(long, env = "KEYGATE_ADDR", default_value = "http://127.0.0.1:4000")]
+    pub addr: String,
+    /// The engine's mount (`engine.mount` in the config).
+    #[arg(long, env = "KEYGATE_MOUNT", default_value = "keygate")]
+    pub mount: String,
+}
+
+/// `keygate role ...`.
+#[derive(Debug, Args)]
+pub struct RoleArgs {
+    #[command(flatten)]
+    pub engine: EngineAddr,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: RoleCommand,
+}
+
+/// The role subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Create or change a role: `keygate role write dev models=gpt-4o-mini ttl=1h max_budget=5`.
+    Write {
+        /// The role's name.
+        name: String,
+        /// `key=value` fields (sent as strings, as `bao write` does).
+        fields: Vec<String>,
+    },
+    /// Show a role.
+    Read {
+        /// The role's name.
+        name: String,
+    },
+    /// List roles.
+    List,
+    /// Delete a role.
+    Delete {
+        /// The role's name.
+        name: String,
+    },
+}
+
+/// `keygate creds ROLE`.
+#[derive(Debug, Args)]
+pub struct CredsArgs {
+    #[command(flatten)]
+    pub engine: EngineAddr,
+    /// The role to issue a key under.
+    pub role: String,
+}
+
+/// `keygate lease ...`.
+#[derive(Debug, Args)]
+pub struct LeaseArgs {
+    #[command(flatten)]
+    pub engine: EngineAddr,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: LeaseCommand,
+}
+
+/// The lease subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LeaseCommand {
+    /// Extend a lease (never past its max TTL).
+    Renew {
+        /// The lease id (`keygate/creds/ROLE/ID`).
+        lease_id: String,
+        /// Seconds or a duration such as 1h; the role's TTL when absent.
+        #[arg(long)]
+        increment: Option<String>,
+    },
+    /// Revoke a lease: its key stops working at once.
+    Revoke {
+        /// The lease id.
+        lease_id: String,
+    },
+    /// Show a lease's times.
+    Lookup {
+        /// The lease id.
+        lease_id: String,
+    },
+    /// Revoke every lease under a prefix (e.g. `keygate/creds/dev`).
+    RevokePrefix {
+        /// The prefix.
+        prefix: String,
+    },
 }

@@ -85,7 +85,7 @@ pub async fn run(args: KeyArgs) -> anyhow::Result<bool> {
 }
 
 /// `http://` is assumed when the address has no scheme.
-fn base_url(addr: &str) -> String {
+pub(crate) fn base_url(addr: &str) -> String {
     let addr = addr.trim().trim_end_matches('/');
     if addr.contains("://") {
         addr.to_owned()

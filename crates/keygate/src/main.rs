@@ -4,6 +4,7 @@
 
 mod cli;
 mod dev;
+mod engine_cli;
 mod key_cli;
 mod secrets_check;
 mod serve;
@@ -36,6 +37,9 @@ fn main() -> std::process::ExitCode {
                 secrets_check::run(args).await
             }
             cli::Command::Key(args) => key_cli::run(*args).await,
+            cli::Command::Role(args) => engine_cli::role(args).await,
+            cli::Command::Creds(args) => engine_cli::creds(args).await,
+            cli::Command::Lease(args) => engine_cli::lease(args).await,
         }
     });
     match result {
