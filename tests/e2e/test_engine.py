@@ -174,3 +174,25 @@ def test_keygate_cli_for_roles_creds_and_leases(kg):
     assert cli("role", "delete", "cli").returncode == 0
     missing = cli("role", "read", "cli")
     assert missing.returncode == 1
+
+
+def test_audit_log_records_operations_with_keys_only_as_hmac(keygate_factory, mock, tmp_path):
+    config = kg_config(mock)
+    log = tmp_path / "audit.log"
+    config["engine"]["audit_log"] = str(log)
+    kg = keygate_factory(config)
+    assert bao(kg, "write", "keygate/roles/aud", "ttl=60").returncode == 0
+    issued = json.loads(bao(kg, "read", "-format=json", "keygate/creds/aud").stdout)
+    lease_id, key = issued["lease_id"], issued["data"]["key"]
+    assert bao(kg, "lease", "renew", lease_id).returncode == 0
+    assert bao(kg, "lease", "revoke", lease_id).returncode == 0
+    assert bao(kg, "delete", "keygate/roles/aud").returncode == 0
+    text = log.read_text()
+    entries = [json.loads(line) for line in text.splitlines()]
+    paths = [e["request"]["path"] for e in entries]
+    assert paths == ["keygate/roles/aud", "keygate/creds/aud", "sys/leases/renew",
+                     "sys/leases/revoke", "keygate/roles/aud"]
+    assert key not in text and key[-12:] not in text
+    assert entries[1]["response"]["data"]["key"].startswith("hmac-sha256:")
+    assert entries[1]["response"]["lease_id"] == lease_id
+    assert (tmp_path / "audit.log.hmac-key").exists()

@@ -97,6 +97,10 @@ pub struct EngineConfig {
         deserialize_with = "duration::deserialize"
     )]
     pub max_lease_ttl: Duration,
+    /// JSON-lines audit log of role changes, issues, renewals and revocations (key material only
+    /// as HMAC-SHA256); off when absent. The HMAC key is kept beside it in `{path}.hmac-key`.
+    #[serde(default)]
+    pub audit_log: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -105,6 +109,7 @@ impl Default for EngineConfig {
             mount: default_mount(),
             default_lease_ttl: default_lease_ttl(),
             max_lease_ttl: default_lease_ttl(),
+            audit_log: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! the arithmetic shared with Vault exactly (TTL calculation, duration inputs). Store:
 //! `store/engine.rs`.
 
+pub mod audit;
 pub mod duration;
 pub mod error;
 pub mod http;

@@ -49,6 +49,14 @@ pub enum BuildError {
         "engine.mount `{0}` is reserved (it collides with keygate's own routes); choose another"
     )]
     ReservedMount(String),
+    /// The engine's audit log cannot be opened.
+    #[error("engine.audit_log `{path}`: {source}")]
+    Audit {
+        /// The configured path.
+        path: String,
+        /// Why it cannot be opened.
+        source: std::io::Error,
+    },
     /// A secret source is misconfigured.
     #[error(transparent)]
     Source(#[from] SourceBuildError),
@@ -70,6 +78,8 @@ pub struct LiveState {
     pub config: Arc<Config>,
     /// Upstream credentials: the source chain and its cache.
     pub secrets: Arc<Secrets>,
+    /// The engine's audit log, when configured.
+    pub audit: Option<Arc<crate::engine::audit::Audit>>,
     admin_key_hash: Option<[u8; 32]>,
 }
 
@@ -96,6 +106,15 @@ impl LiveState {
         if RESERVED_MOUNTS.contains(&mount.as_str()) {
             return Err(BuildError::ReservedMount(mount.clone()));
         }
+        let audit = match &config.engine.audit_log {
+            Some(path) => Some(Arc::new(crate::engine::audit::Audit::open(path).map_err(
+                |source| BuildError::Audit {
+                    path: path.display().to_string(),
+                    source,
+                },
+            )?)),
+            None => None,
+        };
         let mut chain = plugin_sources;
         chain.extend(secrets::build_chain(&config.secrets.sources, ctx)?);
         let secrets = Secrets::new(chain, ctx.env.clone(), &config.secrets.cache);
@@ -119,6 +138,7 @@ impl LiveState {
             limits: config.limits.clone(),
             config: Arc::new(config),
             secrets,
+            audit,
             admin_key_hash,
         })
     }

@@ -72,11 +72,19 @@ pub async fn role(
                 .put_role(&mount, &name, &config, now_ms() / 1000)
                 .await?;
             tracing::info!(mount = %mount, role = %name, "role written");
+            let path = format!("{mount}/roles/{name}");
+            audit(&state, "update", &path, json!({ "data": role.to_data() }));
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         Method::DELETE => {
             store.delete_role(&mount, &name).await?;
             tracing::info!(mount = %mount, role = %name, "role deleted");
+            audit(
+                &state,
+                "delete",
+                &format!("{mount}/roles/{name}"),
+                json!({}),
+            );
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         _ => Err(EngineError::UnsupportedOperation),
@@ -205,9 +213,30 @@ pub async fn creds(
     if !matches!(method, Method::GET | Method::PUT | Method::POST) {
         return Err(EngineError::UnsupportedOperation);
     }
-    Ok(lease_envelope(
-        super::lease::issue(&state, &mount, &role).await?,
-    ))
+    let granted = super::lease::issue(&state, &mount, &role).await?;
+    if let Some(log) = &state.live().audit {
+        let data = &granted.data;
+        let key = data["key"].as_str().unwrap_or_default();
+        let response = json!({
+            "lease_id": granted.lease_id,
+            "lease_duration": granted.lease_duration,
+            "data": { "key": log.hmac(key), "key_alias": data["key_alias"], "role": data["role"] },
+        });
+        log.record(
+            &request_id(),
+            "read",
+            &format!("{mount}/creds/{role}"),
+            response,
+        );
+    }
+    Ok(lease_envelope(granted))
+}
+
+/// Records an engine operation in the audit log, when one is configured.
+fn audit(state: &AppState, operation: &str, path: &str, response: Value) {
+    if let Some(log) = &state.live().audit {
+        log.record(&request_id(), operation, path, response);
+    }
 }
 
 /// Checks the token only (the `sys/` routes are not under the mount).
@@ -229,9 +258,10 @@ pub async fn renew(
         fields.insert("lease_id".into(), Value::String(id));
     }
     let (lease_id, increment) = super::lease::lease_fields(&fields)?;
-    Ok(lease_envelope(
-        super::lease::renew(&state, &lease_id, increment).await?,
-    ))
+    let granted = super::lease::renew(&state, &lease_id, increment).await?;
+    let response = json!({ "lease_id": lease_id, "lease_duration": granted.lease_duration });
+    audit(&state, "update", "sys/leases/renew", response);
+    Ok(lease_envelope(granted))
 }
 
 /// `PUT /v1/sys/leases/revoke` (`{lease_id}`), also with the id in the path (`bao lease revoke`).
@@ -248,6 +278,12 @@ pub async fn revoke(
     }
     let (lease_id, _) = super::lease::lease_fields(&fields)?;
     super::lease::revoke(&state, &lease_id).await?;
+    audit(
+        &state,
+        "update",
+        "sys/leases/revoke",
+        json!({ "lease_id": lease_id }),
+    );
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -259,6 +295,12 @@ pub async fn revoke_prefix(
 ) -> Result<Response, EngineError> {
     admit_sys(&state, &headers)?;
     super::lease::revoke_prefix(&state, &prefix).await?;
+    audit(
+        &state,
+        "update",
+        &format!("sys/leases/revoke-prefix/{prefix}"),
+        json!({}),
+    );
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
