@@ -24,6 +24,9 @@ pub struct LeaseRecord {
     pub last_renewal: Option<i64>,
 }
 
+/// Leases per revocation statement (one bound id each, far under both databases' limits).
+const REVOKE_CHUNK: usize = 500;
+
 const LEASE_COLUMNS: &str = "lease_id, mount, role, token_id, issued_at, expires_at, last_renewal";
 
 macro_rules! read_lease {
@@ -198,37 +201,43 @@ impl Store {
         Ok(rows > 0)
     }
 
-    /// Marks leases revoked and deletes their keys, in one transaction; returns the token ids
-    /// of the keys deleted (for cache invalidation).
+    /// Marks leases revoked and deletes their keys, in one transaction (a few statements per
+    /// thousand leases); returns the token ids of the keys deleted (for cache invalidation).
+    /// Leases already revoked are skipped, so concurrent revocations count each lease once.
     pub async fn revoke_leases(
         &self,
         leases: &[LeaseRecord],
         now: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let mark =
-            "UPDATE keygate_leases SET revoked_at = ? WHERE lease_id = ? AND revoked_at IS NULL";
-        let delete = "DELETE FROM keygate_keys WHERE token_id = ?";
         let mut revoked = Vec::new();
-        on_store!(self, mark, |pool, sql| {
-            let delete_sql = match self {
-                Store::Sqlite(_) => delete.to_owned(),
-                Store::Postgres(_) => pg(delete),
-            };
+        on_store!(self, "", |pool, _sql| {
             let mut tx = pool.begin().await?;
-            for lease in leases {
-                let marked = sqlx::query(&sql)
-                    .bind(now)
-                    .bind(&lease.lease_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if marked > 0 {
-                    sqlx::query(&delete_sql)
-                        .bind(&lease.token_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    revoked.push(lease.token_id.clone());
+            for chunk in leases.chunks(REVOKE_CHUNK) {
+                let mut mark = sqlx::QueryBuilder::new("UPDATE keygate_leases SET revoked_at = ");
+                mark.push_bind(now);
+                mark.push(" WHERE revoked_at IS NULL AND lease_id IN (");
+                let mut ids = mark.separated(", ");
+                for lease in chunk {
+                    ids.push_bind(&lease.lease_id);
                 }
+                mark.push(") RETURNING token_id");
+                let rows = mark.build().fetch_all(&mut *tx).await?;
+                let mut tokens = Vec::with_capacity(rows.len());
+                for row in rows {
+                    tokens.push(row.try_get::<String, _>("token_id")?);
+                }
+                if tokens.is_empty() {
+                    continue;
+                }
+                let mut delete =
+                    sqlx::QueryBuilder::new("DELETE FROM keygate_keys WHERE token_id IN (");
+                let mut ids = delete.separated(", ");
+                for token in &tokens {
+                    ids.push_bind(token);
+                }
+                delete.push(")");
+                delete.build().execute(&mut *tx).await?;
+                revoked.extend(tokens);
             }
             tx.commit().await?;
         });
