@@ -196,3 +196,19 @@ def test_audit_log_records_operations_with_keys_only_as_hmac(keygate_factory, mo
     assert entries[1]["response"]["data"]["key"].startswith("hmac-sha256:")
     assert entries[1]["response"]["lease_id"] == lease_id
     assert (tmp_path / "audit.log.hmac-key").exists()
+
+
+def test_renew_moves_the_keys_expiry_and_max_ttl_holds(kg):
+    a = hvac.Client(url=kg.url, token=ADMIN_KEY).adapter
+    a.post("/v1/keygate/roles/brief", json={"models": ["gpt-4o-mini"], "ttl": 2, "max_ttl": 6})
+    issued = a.get("/v1/keygate/creds/brief")
+    key, lease_id = issued["data"]["key"], issued["lease_id"]
+    renewed = a.put("/v1/sys/leases/renew", json={"lease_id": lease_id, "increment": 4})
+    assert renewed["lease_duration"] == 4
+    time.sleep(2.5)
+    assert works(kg, key), "the renewal did not move the key's expiry"
+    # Past max_ttl (6 s from issue) no renewal helps.
+    time.sleep(4.0)
+    assert not works(kg, key)
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        a.put("/v1/sys/leases/renew", json={"lease_id": lease_id, "increment": 60})
