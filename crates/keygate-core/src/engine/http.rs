@@ -276,6 +276,9 @@ pub async fn revoke(
     if let Some(Path(id)) = path {
         fields.insert("lease_id".into(), Value::String(id));
     }
+    // Vault answers 202 when the caller asked not to wait (`bao lease revoke` sends
+    // `"sync": false`); keygate revokes at once either way.
+    let queued = fields.get("sync").and_then(Value::as_bool) == Some(false);
     let (lease_id, _) = super::lease::lease_fields(&fields)?;
     super::lease::revoke(&state, &lease_id).await?;
     audit(
@@ -284,6 +287,9 @@ pub async fn revoke(
         "sys/leases/revoke",
         json!({ "lease_id": lease_id }),
     );
+    if queued {
+        return Ok(StatusCode::ACCEPTED.into_response());
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -204,7 +204,7 @@ pub async fn lookup(state: &AppState, lease_id: &str) -> Result<Value, EngineErr
         "id": lease.lease_id,
         "issue_time": rfc3339(lease.issued_at),
         "expire_time": rfc3339(lease.expires_at),
-        "last_renewal_time": lease.last_renewal.map(rfc3339),
+        "last_renewal": lease.last_renewal.map(rfc3339),
         "renewable": true,
         "ttl": (lease.expires_at - now).max(0),
     }))
