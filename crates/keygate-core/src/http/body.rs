@@ -116,6 +116,12 @@ pub fn parse_tree(bytes: &[u8]) -> Result<Value, GatewayError> {
     serde_json::from_slice(bytes).map_err(|err| GatewayError::InvalidJson(err.to_string()))
 }
 
+/// Reads and discards a request body, at most `limit` bytes.
+pub async fn drain(body: Body, limit: usize) {
+    use http_body_util::BodyExt;
+    let _ = http_body_util::Limited::new(body, limit).collect().await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,7 +98,15 @@ async fn infer(
     labels: &mut Labels,
 ) -> Result<Response, GatewayError> {
     let live = state.live();
-    let who = auth::authenticate(headers, &live, state).await?;
+    let who = match auth::authenticate(headers, &live, state).await {
+        Ok(who) => who,
+        Err(error) => {
+            // Read what the client sent (up to the body limit) before refusing, so its
+            // keep-alive connection stays usable instead of being closed under it.
+            body::drain(body, live.limits.max_body_bytes).await;
+            return Err(error);
+        }
+    };
     let bytes = body::read_json(headers, body, live.limits.max_body_bytes).await?;
     let peek = body::peek(&bytes)?;
     let model = body::required_model(&peek)?;
