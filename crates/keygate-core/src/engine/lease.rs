@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::error::EngineError;
 use super::role::Role;
 use super::ttl::{self, TtlError, TtlInputs};
-use crate::keys::duration::civil_from_days;
+use crate::keys::duration::rfc3339;
 use crate::keys::token;
 use crate::state::AppState;
 use crate::store::{KeyColumn, KeyRecord, LeaseRecord};
@@ -232,18 +232,6 @@ pub async fn list(state: &AppState, prefix: &str) -> Result<Vec<String>, EngineE
     }
     keys.sort();
     Ok(keys)
-}
-
-/// Unix seconds as RFC 3339 UTC.
-fn rfc3339(secs: i64) -> String {
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let t = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        t / 3600,
-        t % 3600 / 60,
-        t % 60
-    )
 }
 
 /// The body's `lease_id` (and `increment`), as the CLI and hvac send them.

@@ -86,7 +86,7 @@ fn days_in_month(year: i64, month: u32) -> u32 {
 }
 
 /// Days since 1970-01-01 -> (year, month, day), Howard Hinnant's algorithm.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -96,6 +96,18 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
     let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
     (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// Unix seconds as RFC 3339 UTC, `2026-11-22T00:00:00Z`.
+pub fn rfc3339(secs: i64) -> String {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let t = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        t / 3600,
+        t % 3600 / 60,
+        t % 60
+    )
 }
 
 /// (year, month, day) -> days since 1970-01-01.
@@ -160,6 +172,9 @@ mod tests {
             at(2027, 3, 1)
         );
         assert_eq!(civil_from_days(days_from_civil(2000, 2, 29)), (2000, 2, 29));
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_305_600), "2026-11-22T00:00:00Z");
         assert_eq!(LitellmDuration::Seconds(60).after(1_000), 61_000);
     }
 }
