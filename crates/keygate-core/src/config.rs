@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use interpolate::{Env, ProcessEnv};
-pub use model::{Byok, CredentialSpec, ModelConfig, Price};
+pub use model::{Byok, CredentialSpec, ModelCapture, ModelConfig, Price};
 pub use secrets::{
     AwsSourceConfig, AzureSourceConfig, CacheConfig, DotenvSourceConfig, EnvSourceConfig,
     ExecSourceConfig, SecretsConfig, SourceConfig, VaultAuth, VaultSourceConfig,
@@ -59,6 +59,39 @@ pub struct Config {
     /// The Vault-compatible secrets engine that leases virtual keys.
     #[serde(default)]
     pub engine: EngineConfig,
+    /// Traffic capture of upstream exchanges; absent means off.
+    #[serde(default)]
+    pub capture: Option<CaptureConfig>,
+    /// A directory of `*.toml` plugin manifests (out-of-process secret helpers).
+    #[serde(default)]
+    pub plugin_dir: Option<std::path::PathBuf>,
+}
+
+/// Where captured upstream exchanges are written, and how many.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Directory of the JSON lines files (`keygate-capture.jsonl`, rotated to `.1`, `.2`, ...).
+    pub path: std::path::PathBuf,
+    /// Share of requests captured, 0.0 to 1.0 (default 1.0); a model may set its own.
+    #[serde(default = "default_sample")]
+    pub sample: f64,
+    /// Size at which the current file is rotated (default 16 MiB).
+    #[serde(default = "default_capture_file_bytes")]
+    pub max_file_bytes: u64,
+    /// Rotated files kept besides the current one (default 5).
+    #[serde(default = "default_capture_files")]
+    pub max_files: usize,
+}
+
+fn default_sample() -> f64 {
+    1.0
+}
+fn default_capture_file_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+fn default_capture_files() -> usize {
+    5
 }
 
 /// Limits on client requests.
@@ -138,6 +171,8 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             models: Vec::new(),
             engine: EngineConfig::default(),
+            capture: None,
+            plugin_dir: None,
         }
     }
 }

@@ -4,11 +4,13 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod capture;
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod plugins;
 pub mod providers;
 pub mod secrets;
 pub mod server;

@@ -1,6 +1,7 @@
 //! Upstream providers: how a configured model is reached, how requests and responses are sent
 //! and relayed, and the translation between the OpenAI and Anthropic dialects.
 
+pub mod builtin;
 mod coalesce;
 mod failover;
 mod relay;
@@ -11,7 +12,8 @@ mod upstream;
 mod usage_tap;
 
 pub use failover::{send_with_keys, Call};
+pub use keygate_plugin_api::Wire;
 pub use relay::{json_response, relay_json, relay_sse, relay_translated, StreamTranslator};
-pub use route::{byok_header_name, ModelRoute, Op, ProviderKind, RouteError, UpstreamKey, Wire};
-pub use upstream::{send, upstream_error, UpstreamRequest};
+pub use route::{byok_header_name, ModelRoute, Op, RouteError, UpstreamKey, DEFAULT_TIMEOUT};
+pub use upstream::{backend_error, send, upstream_error, UpstreamRequest};
 pub use usage_tap::UsageTap;

@@ -7,7 +7,7 @@ mod azure;
 mod build;
 mod cache;
 mod dotenv;
-mod exec;
+pub(crate) mod exec;
 mod local;
 mod reference;
 mod resolve;

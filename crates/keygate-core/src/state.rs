@@ -11,10 +11,14 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Limits};
+use keygate_plugin_api::CaptureClient;
+
+use crate::capture::{self, FileSink};
+use crate::config::{CaptureConfig, Config, Limits, ModelCapture, ModelConfig};
 use crate::keys::cache::KeyCache;
 use crate::keys::limits::Ledgers;
 use crate::keys::spend::SpendWriter;
+use crate::plugins::Plugins;
 use crate::providers::{ModelRoute, RouteError};
 use crate::secrets::{self, SecretSource, Secrets, SourceBuildError, SourceContext};
 use crate::store::Store;
@@ -60,6 +64,17 @@ pub enum BuildError {
     /// A secret source is misconfigured.
     #[error(transparent)]
     Source(#[from] SourceBuildError),
+    /// The capture directory cannot be used.
+    #[error("capture.path `{path}`: {source}")]
+    Capture {
+        /// The configured path.
+        path: String,
+        /// Why it cannot be used.
+        source: std::io::Error,
+    },
+    /// A sampling rate is outside 0.0 to 1.0.
+    #[error("{0}: sample must be between 0.0 and 1.0")]
+    BadSample(String),
     /// `engine.mount` is not a plain path segment.
     #[error("engine.mount `{0}` must be letters, digits, `-` or `_`")]
     BadMount(String),
@@ -80,20 +95,23 @@ pub struct LiveState {
     pub secrets: Arc<Secrets>,
     /// The engine's audit log, when configured.
     pub audit: Option<Arc<crate::engine::audit::Audit>>,
+    /// Where captured upstream exchanges go, when `capture:` is configured.
+    pub capture: Option<Arc<FileSink>>,
     admin_key_hash: Option<[u8; 32]>,
 }
 
 impl LiveState {
     /// Builds the state from `config` (the prepare step of a reload: may fail, touches nothing).
     pub fn build(config: Config, ctx: &SourceContext<'_>) -> Result<Self, BuildError> {
-        Self::build_with(config, ctx, Vec::new())
+        Self::build_with(config, ctx, crate::plugins::global())
     }
 
-    /// Like [`LiveState::build`], with secret sources from plugins put at the front of the chain.
+    /// Like [`LiveState::build`], with the backends and secret sources of `plugins` (instead of
+    /// the process's registry).
     pub fn build_with(
         config: Config,
         ctx: &SourceContext<'_>,
-        plugin_sources: Vec<Arc<dyn SecretSource>>,
+        plugins: &Plugins,
     ) -> Result<Self, BuildError> {
         let mount = &config.engine.mount;
         if mount.is_empty()
@@ -115,18 +133,44 @@ impl LiveState {
             )?)),
             None => None,
         };
-        let mut chain = plugin_sources;
+        let mut chain: Vec<Arc<dyn SecretSource>> = plugins.secret_sources().to_vec();
+        if let Some(dir) = &config.plugin_dir {
+            chain.extend(crate::plugins::load_manifests(dir, ctx).0);
+        }
         chain.extend(secrets::build_chain(&config.secrets.sources, ctx)?);
         let secrets = Secrets::new(chain, ctx.env.clone(), &config.secrets.cache);
+        let capture = match &config.capture {
+            Some(capture) => {
+                Some(
+                    capture::sink_for(capture).map_err(|source| BuildError::Capture {
+                        path: capture.path.display().to_string(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let client = CaptureClient::new(
+            ctx.client.clone(),
+            capture
+                .clone()
+                .map(|sink| sink as Arc<dyn keygate_plugin_api::CaptureSink>),
+        );
         let mut models = HashMap::new();
         let mut model_list = Vec::new();
         for model in &config.models {
-            let route = Arc::new(ModelRoute::build(model, &secrets)?);
+            let sample = capture_sample(config.capture.as_ref(), model)?;
+            let backend = plugins.build_backend(model, &client)?;
+            let route = Arc::new(ModelRoute::build(model, &secrets, backend, sample)?);
             if models.insert(route.name.clone(), route.clone()).is_some() {
                 return Err(BuildError::DuplicateModel(route.name.clone()));
             }
             model_list.push(route);
         }
+        if let Some(sink) = &capture {
+            sink.know(&secrets, config.admin_key.as_deref());
+        }
+        plugins.run_post_build_hooks(&config.models);
         let admin_key_hash = config
             .admin_key
             .as_deref()
@@ -139,6 +183,7 @@ impl LiveState {
             config: Arc::new(config),
             secrets,
             audit,
+            capture,
             admin_key_hash,
         })
     }
@@ -159,6 +204,33 @@ impl LiveState {
     /// SHA-256 of the admin key, if one is configured.
     pub fn admin_key_hash(&self) -> Option<&[u8; 32]> {
         self.admin_key_hash.as_ref()
+    }
+}
+
+/// The share of `model`'s requests to capture: 0 when capture is off or the model opts out.
+fn capture_sample(capture: Option<&CaptureConfig>, model: &ModelConfig) -> Result<f64, BuildError> {
+    let Some(capture) = capture else {
+        return Ok(0.0);
+    };
+    if !(0.0..=1.0).contains(&capture.sample) {
+        return Err(BuildError::BadSample("capture".into()));
+    }
+    match model.capture {
+        Some(ModelCapture { enabled: false, .. }) => Ok(0.0),
+        Some(ModelCapture {
+            sample: Some(sample),
+            ..
+        }) => {
+            if (0.0..=1.0).contains(&sample) {
+                Ok(sample)
+            } else {
+                Err(BuildError::BadSample(format!(
+                    "models.{}.capture",
+                    model.name
+                )))
+            }
+        }
+        _ => Ok(capture.sample),
     }
 }
 
@@ -265,7 +337,11 @@ impl AppState {
         }
         self.inner.keys.shutdown().await;
         self.inner.spend.shutdown().await;
-        self.live().secrets.shutdown().await;
+        let live = self.live();
+        live.secrets.shutdown().await;
+        if let Some(capture) = &live.capture {
+            capture.flush(std::time::Duration::from_secs(5));
+        }
     }
 
     /// The Prometheus renderer, when metrics are on.

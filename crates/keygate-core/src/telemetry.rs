@@ -52,16 +52,16 @@ pub const ROUTES: [&str; 3] = ["chat_completions", "messages", "embeddings"];
 
 impl RouteMetrics {
     /// Registers the series of `model` (served by `provider`) with the installed recorder.
-    pub fn new(model: &str, provider: &'static str) -> Self {
+    pub fn new(model: &str, provider: &str) -> Self {
         let ok = ROUTES.map(|route| {
             metrics::counter!(REQUESTS, "route" => route, "model" => model.to_owned(),
-                "provider" => provider, "status" => "200")
+                "provider" => provider.to_owned(), "status" => "200")
         });
         let latency = ROUTES.map(|route| {
-            metrics::histogram!(LATENCY, "route" => route, "model" => model.to_owned(), "provider" => provider)
+            metrics::histogram!(LATENCY, "route" => route, "model" => model.to_owned(), "provider" => provider.to_owned())
         });
         let upstream_ok = metrics::counter!(UPSTREAM, "model" => model.to_owned(),
-            "provider" => provider, "status" => "200");
+            "provider" => provider.to_owned(), "status" => "200");
         Self {
             ok,
             latency,
@@ -74,7 +74,7 @@ impl RouteMetrics {
         &self,
         route: &'static str,
         model: &str,
-        provider: &'static str,
+        provider: &str,
         status: u16,
         elapsed: Duration,
     ) {
@@ -85,14 +85,14 @@ impl RouteMetrics {
             self.ok[i].increment(1);
         } else {
             metrics::counter!(REQUESTS, "route" => route, "model" => model.to_owned(),
-                "provider" => provider, "status" => status_label(status))
+                "provider" => provider.to_owned(), "status" => status_label(status))
             .increment(1);
         }
         self.latency[i].record(elapsed.as_secs_f64());
     }
 
     /// Records one upstream answer.
-    pub fn record_upstream(&self, model: &str, provider: &'static str, status: u16) {
+    pub fn record_upstream(&self, model: &str, provider: &str, status: u16) {
         if status == 200 {
             self.upstream_ok.increment(1);
         } else {
@@ -105,20 +105,20 @@ impl RouteMetrics {
 pub fn record_request(
     route: &'static str,
     model: &str,
-    provider: &'static str,
+    provider: &str,
     status: u16,
     elapsed: Duration,
 ) {
     metrics::counter!(REQUESTS, "route" => route, "model" => model.to_owned(),
-        "provider" => provider, "status" => status_label(status))
+        "provider" => provider.to_owned(), "status" => status_label(status))
     .increment(1);
-    metrics::histogram!(LATENCY, "route" => route, "model" => model.to_owned(), "provider" => provider)
+    metrics::histogram!(LATENCY, "route" => route, "model" => model.to_owned(), "provider" => provider.to_owned())
         .record(elapsed.as_secs_f64());
 }
 
 /// Records one upstream answer.
-pub fn record_upstream(model: &str, provider: &'static str, status: u16) {
-    metrics::counter!(UPSTREAM, "model" => model.to_owned(), "provider" => provider,
+pub fn record_upstream(model: &str, provider: &str, status: u16) {
+    metrics::counter!(UPSTREAM, "model" => model.to_owned(), "provider" => provider.to_owned(),
         "status" => status_label(status))
     .increment(1);
 }

@@ -71,6 +71,8 @@ impl Dev {
                 price: None,
                 timeout: None,
                 headers: Default::default(),
+                options: Default::default(),
+                capture: None,
             });
         }
         models

@@ -82,7 +82,11 @@ mod tests {
         let env: Arc<dyn crate::config::Env + Send + Sync> =
             Arc::new(std::collections::HashMap::<String, String>::new());
         let secrets = Secrets::new(Vec::new(), env, &Default::default());
-        ModelRoute::build(&config, &secrets).unwrap()
+        let client = keygate_plugin_api::CaptureClient::new(reqwest::Client::new(), None);
+        let backend = crate::plugins::Plugins::builtin()
+            .build_backend(&config, &client)
+            .unwrap();
+        ModelRoute::build(&config, &secrets, backend, 0.0).unwrap()
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {

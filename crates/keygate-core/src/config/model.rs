@@ -39,6 +39,28 @@ pub struct ModelConfig {
     /// Extra headers sent upstream with every request of this model.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Settings for a plugin backend, passed to its factory as they are.
+    #[serde(default)]
+    pub options: serde_json::Value,
+    /// Traffic capture for this model (when `capture:` is configured): on/off and sampling.
+    #[serde(default)]
+    pub capture: Option<ModelCapture>,
+}
+
+/// Per-model capture settings.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCapture {
+    /// Whether this model's exchanges are captured at all (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Share of requests captured, 0.0 to 1.0; defaults to `capture.sample`.
+    #[serde(default)]
+    pub sample: Option<f64>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// One credential reference or several (several keys rotate).

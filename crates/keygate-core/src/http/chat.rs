@@ -75,7 +75,7 @@ pub(super) async fn serve_inference(
         Some(route) => route.metrics.record_request(
             endpoint.label(),
             &route.name,
-            route.provider.as_str(),
+            &route.provider,
             status,
             started.elapsed(),
         ),
@@ -136,7 +136,7 @@ async fn infer(
         bytes: &bytes,
         stream,
     };
-    let result = send_and_relay(state, headers, &request, byok, &mut meter).await;
+    let result = send_and_relay(headers, &request, byok, &mut meter).await;
     if let Err(error) = &result {
         if let Some(meter) = meter.0.take() {
             meter.finish(None, error.status_code().as_u16());
@@ -160,7 +160,6 @@ struct Prepared<'a> {
 
 /// Sends the request upstream (translating when the dialects differ) and relays the answer.
 async fn send_and_relay(
-    state: &AppState,
     headers: &HeaderMap,
     request: &Prepared<'_>,
     byok: Option<auth::ByokKey>,
@@ -174,7 +173,7 @@ async fn send_and_relay(
         stream,
     } = *request;
     let caller = endpoint.dialect();
-    let wire = route.provider.wire();
+    let wire = route.wire;
     let forward = forwarded_headers(headers, caller, wire);
     let same_dialect = matches!(
         (caller, wire),
@@ -219,24 +218,21 @@ async fn send_and_relay(
             Bytes::from(tree.to_string())
         };
         let op = match endpoint {
-            Endpoint::Chat => Op::Chat,
-            Endpoint::Messages => Op::Messages,
+            Endpoint::Chat | Endpoint::Messages => Op::Chat,
             Endpoint::Embeddings => Op::Embeddings,
         };
         (op, body, None)
     } else {
         let tree = body::parse_tree(bytes)?;
-        let (op, translated) = match caller {
-            Dialect::OpenAi => (
-                Op::Messages,
-                translate::openai_to_anthropic_request(&tree, &route.upstream_model)?,
-            ),
-            Dialect::Anthropic => (
-                Op::Chat,
-                translate::anthropic_to_openai_request(&tree, &route.upstream_model)?,
-            ),
+        let translated = match caller {
+            Dialect::OpenAi => {
+                translate::openai_to_anthropic_request(&tree, &route.upstream_model)?
+            }
+            Dialect::Anthropic => {
+                translate::anthropic_to_openai_request(&tree, &route.upstream_model)?
+            }
         };
-        (op, Bytes::from(translated.to_string()), Some(tree))
+        (Op::Chat, Bytes::from(translated.to_string()), Some(tree))
     };
     let call = Call {
         route,
@@ -247,7 +243,7 @@ async fn send_and_relay(
         caller,
     };
     let byok = byok.as_ref().map(|key| &key.0);
-    let response = providers::send_with_keys(state.client(), call, byok).await?;
+    let response = providers::send_with_keys(call, byok).await?;
     let model = route.name.as_str();
     let meter = meter.0.take();
     match (tree, stream) {

@@ -12,7 +12,7 @@ use futures_util::Stream;
 /// Most bytes merged into one chunk.
 const MAX_MERGE: usize = 64 * 1024;
 
-type Item = reqwest::Result<Bytes>;
+type Item = Result<Bytes, keygate_plugin_api::BackendError>;
 
 /// A byte stream whose ready chunks are merged.
 pub struct Coalesce<S> {

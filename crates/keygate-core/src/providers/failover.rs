@@ -8,6 +8,8 @@ use bytes::Bytes;
 use http::{header, HeaderMap, StatusCode};
 use secrecy::SecretString;
 
+use keygate_plugin_api::BackendResponse;
+
 use super::route::{ModelRoute, Op};
 use super::upstream::{send, upstream_error, UpstreamRequest};
 use crate::error::{Dialect, GatewayError};
@@ -37,17 +39,16 @@ pub struct Call<'a> {
 
 /// Sends `call` and returns a successful upstream response, or the error to answer with.
 pub async fn send_with_keys(
-    client: &reqwest::Client,
     call: Call<'_>,
     byok: Option<&SecretString>,
-) -> Result<reqwest::Response, GatewayError> {
+) -> Result<BackendResponse, GatewayError> {
     let route = call.route;
     if let Some(key) = byok {
-        return send_once(client, &call, Some(key)).await;
+        return send_once(&call, Some(key), Some("byok")).await;
     }
     let keys = route.keys_in_turn();
     if keys.is_empty() {
-        return send_once(client, &call, None).await;
+        return send_once(&call, None, None).await;
     }
     let last = keys.len() - 1;
     let mut unresolved = None;
@@ -59,11 +60,12 @@ pub async fn send_with_keys(
                 continue;
             }
         };
-        let response = send(client, request(&call, Some(&resolved.value))).await?;
-        let status = response.status();
+        let name = key.handle.describe();
+        let response = send(request(&call, Some(&resolved.value), Some(&name))).await?;
+        let status = response.status;
         route
             .metrics
-            .record_upstream(&route.name, route.provider.as_str(), status.as_u16());
+            .record_upstream(&route.name, &route.provider, status.as_u16());
         if status.is_success() {
             return Ok(response);
         }
@@ -84,42 +86,45 @@ pub async fn send_with_keys(
 }
 
 async fn send_once(
-    client: &reqwest::Client,
     call: &Call<'_>,
     key: Option<&SecretString>,
-) -> Result<reqwest::Response, GatewayError> {
+    key_name: Option<&str>,
+) -> Result<BackendResponse, GatewayError> {
     let route = call.route;
-    let response = send(client, request(call, key)).await?;
-    route.metrics.record_upstream(
-        &route.name,
-        route.provider.as_str(),
-        response.status().as_u16(),
-    );
-    if response.status().is_success() {
+    let response = send(request(call, key, key_name)).await?;
+    route
+        .metrics
+        .record_upstream(&route.name, &route.provider, response.status.as_u16());
+    if response.status.is_success() {
         Ok(response)
     } else {
         Err(upstream_error(response, route, call.caller, key).await)
     }
 }
 
-fn request<'a>(call: &Call<'a>, key: Option<&'a SecretString>) -> UpstreamRequest<'a> {
+fn request<'a>(
+    call: &Call<'a>,
+    key: Option<&'a SecretString>,
+    key_name: Option<&'a str>,
+) -> UpstreamRequest<'a> {
     UpstreamRequest {
         route: call.route,
         op: call.op,
         body: call.body.clone(),
         key,
+        key_name,
         stream: call.stream,
         forward: call.forward,
     }
 }
 
 /// The cooldown for a refused key: `retry-after` seconds when given (capped), else a default.
-fn cooldown(response: &reqwest::Response) -> Duration {
-    if response.status() == StatusCode::UNAUTHORIZED {
+fn cooldown(response: &BackendResponse) -> Duration {
+    if response.status == StatusCode::UNAUTHORIZED {
         return UNAUTHORIZED_COOLDOWN;
     }
     response
-        .headers()
+        .headers
         .get(header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())

@@ -11,20 +11,20 @@ use std::pin::Pin;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use http::{header, HeaderValue, StatusCode};
 use serde_json::Value;
 
+use keygate_plugin_api::{BackendResponse, BodyStream, Wire};
+
 use super::coalesce::Coalesce;
-use super::route::Wire;
 use super::sse::{self, SseEvent, SseParser};
 use super::translate::{self, Usage};
-use super::upstream::describe_reqwest_error;
 use super::usage_tap::UsageTap;
 use crate::error::{Dialect, GatewayError};
 use crate::keys::meter::Meter;
 
-type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type ByteStream = Pin<Box<Coalesce<BodyStream>>>;
 
 /// Turns upstream SSE events of one dialect into client frames of the other.
 pub trait StreamTranslator: Send + 'static {
@@ -73,20 +73,21 @@ pub fn json_response(status: StatusCode, body: Bytes) -> Response {
 /// Reads a successful upstream JSON response and relays it, through `map` when given; the
 /// meter, when given, is settled with the usage in the body (read in the upstream's `wire`).
 pub async fn relay_json(
-    response: reqwest::Response,
+    response: BackendResponse,
     model: &str,
     map: Option<&(dyn Fn(&Value) -> Value + Sync)>,
     wire: Wire,
     meter: Option<Meter>,
 ) -> Result<Response, GatewayError> {
-    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::OK);
-    let body = response
-        .bytes()
-        .await
-        .map_err(|err| GatewayError::UpstreamUnavailable {
-            model: model.to_owned(),
-            reason: describe_reqwest_error(&err),
-        })?;
+    let status = response.status;
+    let body =
+        response
+            .into_bytes(usize::MAX)
+            .await
+            .map_err(|err| GatewayError::UpstreamUnavailable {
+                model: model.to_owned(),
+                reason: err.to_string(),
+            })?;
     let Some(map) = map else {
         if let Some(meter) = meter {
             meter.finish(usage_of(&body, wire), status.as_u16());
@@ -151,17 +152,14 @@ fn error_frame(dialect: Dialect, reason: &str) -> Bytes {
 
 /// Passes an SSE stream through chunk by chunk; with a tap, usage is read on the way (and the
 /// tap's meter settled at the end).
-pub fn relay_sse(response: reqwest::Response, dialect: Dialect, tap: Option<UsageTap>) -> Response {
-    let upstream: ByteStream = Box::pin(Coalesce::new(response.bytes_stream()));
+pub fn relay_sse(response: BackendResponse, dialect: Dialect, tap: Option<UsageTap>) -> Response {
+    let upstream: ByteStream = Box::pin(Coalesce::new(response.into_stream()));
     let Some(tap) = tap else {
         let body = futures_util::stream::unfold(Some(upstream), move |state| async move {
             let mut upstream = state?;
             match upstream.next().await {
                 Some(Ok(bytes)) => Some((Ok::<_, Infallible>(bytes), Some(upstream))),
-                Some(Err(err)) => Some((
-                    Ok(error_frame(dialect, &describe_reqwest_error(&err))),
-                    None,
-                )),
+                Some(Err(err)) => Some((Ok(error_frame(dialect, &err.to_string())), None)),
                 None => None,
             }
         });
@@ -179,7 +177,7 @@ pub fn relay_sse(response: reqwest::Response, dialect: Dialect, tap: Option<Usag
                 }
                 Some(Err(err)) => {
                     tap.finish(502);
-                    let frame = error_frame(dialect, &describe_reqwest_error(&err));
+                    let frame = error_frame(dialect, &err.to_string());
                     return Some((Ok(frame), None));
                 }
                 None => {
@@ -210,13 +208,13 @@ impl<T: StreamTranslator> Translating<T> {
 
 /// Translates an SSE stream event by event; each upstream chunk yields at most one client chunk.
 pub fn relay_translated<T: StreamTranslator>(
-    response: reqwest::Response,
+    response: BackendResponse,
     translator: T,
     dialect: Dialect,
     meter: Option<Meter>,
 ) -> Response {
     let state = Translating {
-        upstream: Box::pin(Coalesce::new(response.bytes_stream())),
+        upstream: Box::pin(Coalesce::new(response.into_stream())),
         parser: SseParser::new(),
         translator,
         dialect,
@@ -246,7 +244,7 @@ pub fn relay_translated<T: StreamTranslator>(
                 },
                 Some(Err(err)) => {
                     state.settle(502);
-                    let frame = error_frame(state.dialect, &describe_reqwest_error(&err));
+                    let frame = error_frame(state.dialect, &err.to_string());
                     return Some((Ok(frame), None));
                 }
                 None => {

@@ -1,11 +1,13 @@
-//! Sending one request upstream: URL, auth header of the provider, timeout, and turning an
-//! upstream error response into a [`GatewayError`] in the caller's dialect.
+//! Sending one request to a model's backend, bounded by the model's timeout, with capture when
+//! the request is sampled; and turning an upstream error response into a [`GatewayError`] in
+//! the caller's dialect.
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http::{header, HeaderMap};
+use keygate_plugin_api::{BackendError, BackendRequest, BackendResponse, CaptureContext, Wire};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::route::{ModelRoute, Op, ProviderKind, Wire};
+use super::route::{ModelRoute, Op};
 use super::translate;
 use crate::error::{Dialect, GatewayError};
 
@@ -22,128 +24,89 @@ pub struct UpstreamRequest<'a> {
     pub body: Bytes,
     /// The upstream key, if any.
     pub key: Option<&'a SecretString>,
+    /// The key's name for captures (`secret:NAME`, `byok`), never its value.
+    pub key_name: Option<&'a str>,
     /// Whether the response is a stream (the timeout then covers only the response headers).
     pub stream: bool,
     /// Caller headers to forward (`anthropic-version`, `anthropic-beta`), already filtered.
     pub forward: &'a HeaderMap,
 }
 
-fn secret_header(value: &str) -> Result<HeaderValue, GatewayError> {
-    let mut header = HeaderValue::from_str(value).map_err(|_| {
-        GatewayError::Internal(
-            "the upstream key contains characters not allowed in a header".into(),
-        )
-    })?;
-    header.set_sensitive(true);
-    Ok(header)
-}
-
-/// Sends the request and waits for the response headers. A non-2xx status is returned as a
-/// response, not an error: see [`upstream_error`].
-pub async fn send(
-    client: &reqwest::Client,
-    req: UpstreamRequest<'_>,
-) -> Result<reqwest::Response, GatewayError> {
+/// Sends the request and waits for the response (a stream: its headers). A non-2xx status is
+/// returned as a response, not an error: see [`upstream_error`].
+pub async fn send(req: UpstreamRequest<'_>) -> Result<BackendResponse, GatewayError> {
     let route = req.route;
-    let url = route
-        .url(req.op)
-        .ok_or_else(|| GatewayError::UnsupportedOperation {
-            model: route.name.clone(),
-            operation: match req.op {
-                Op::Chat => "chat completions",
-                Op::Embeddings => "embeddings",
-                Op::Messages => "the Anthropic messages API",
-            },
-        })?;
-    let mut headers = route.headers.clone();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    for (name, value) in req.forward {
-        headers.insert(name.clone(), value.clone());
-    }
-    if let Some(key) = req.key {
-        let key = key.expose_secret();
-        match route.provider {
-            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
-                headers.insert(
-                    header::AUTHORIZATION,
-                    secret_header(&format!("Bearer {key}"))?,
-                );
-            }
-            ProviderKind::AzureOpenAi => {
-                headers.insert("api-key", secret_header(key)?);
-            }
-            ProviderKind::Anthropic => {
-                headers.insert("x-api-key", secret_header(key)?);
-            }
+    let capture = sampled(route).then(|| {
+        let context = CaptureContext::new(
+            route.provider.as_str(),
+            route.name.as_str(),
+            req.key_name.map(str::to_owned),
+        );
+        match req.key {
+            Some(key) => context.redact(key),
+            None => context,
         }
-    }
-    if route.provider == ProviderKind::Anthropic && !headers.contains_key("anthropic-version") {
-        if let Ok(version) = HeaderValue::from_str(&route.anthropic_version) {
-            headers.insert("anthropic-version", version);
-        }
-    }
-    let mut builder = client.post(url.clone()).headers(headers).body(req.body);
-    if !req.stream {
-        builder = builder.timeout(route.timeout);
-    }
-    let sent = tokio::time::timeout(route.timeout, builder.send()).await;
-    match sent {
-        Err(_) => Err(GatewayError::UpstreamTimeout(route.name.clone())),
-        Ok(Err(err)) if err.is_timeout() => Err(GatewayError::UpstreamTimeout(route.name.clone())),
-        Ok(Err(err)) => Err(GatewayError::UpstreamUnavailable {
-            model: route.name.clone(),
-            reason: describe_reqwest_error(&err),
-        }),
+    });
+    let request = BackendRequest {
+        body: req.body,
+        credential: req.key,
+        forward: req.forward,
+        capture: capture.as_ref(),
+    };
+    let backend = &route.backend;
+    let call = match (req.op, req.stream) {
+        (Op::Chat, false) => backend.chat(request),
+        (Op::Chat, true) => backend.chat_stream(request),
+        (Op::Embeddings, _) => backend.embeddings(request),
+    };
+    match tokio::time::timeout(route.timeout, call).await {
         Ok(Ok(response)) => Ok(response),
+        Ok(Err(err)) => Err(backend_error(route, err)),
+        Err(_elapsed) => Err(GatewayError::UpstreamTimeout(route.name.clone())),
     }
 }
 
-/// A reqwest error without its URL (which may carry credentials in some configs).
-pub(crate) fn describe_reqwest_error(err: &reqwest::Error) -> String {
-    let kind = if err.is_connect() {
-        "connection failed"
-    } else if err.is_body() || err.is_decode() {
-        "bad response body"
-    } else if err.is_request() {
-        "request failed"
-    } else {
-        "transport error"
-    };
-    let mut source = std::error::Error::source(err);
-    let mut detail = None;
-    while let Some(inner) = source {
-        detail = Some(inner.to_string());
-        source = inner.source();
-    }
-    match detail {
-        Some(detail) => format!("{kind}: {detail}"),
-        None => kind.to_owned(),
+/// Whether this request's upstream exchange is captured.
+fn sampled(route: &ModelRoute) -> bool {
+    let rate = route.capture_sample;
+    rate >= 1.0 || (rate > 0.0 && rand::random::<f64>() < rate)
+}
+
+/// A backend's failure as the caller sees it.
+pub fn backend_error(route: &ModelRoute, err: BackendError) -> GatewayError {
+    match err {
+        BackendError::Timeout => GatewayError::UpstreamTimeout(route.name.clone()),
+        BackendError::Unavailable(reason) => GatewayError::UpstreamUnavailable {
+            model: route.name.clone(),
+            reason,
+        },
+        BackendError::Unsupported(operation) => GatewayError::UnsupportedOperation {
+            model: route.name.clone(),
+            operation,
+        },
+        BackendError::InvalidRequest(message) => GatewayError::InvalidRequest(message),
     }
 }
 
 /// Reads an upstream error response and maps it to the caller's dialect, keeping the status.
 /// The key that was sent is scrubbed from whatever the upstream echoed back.
 pub async fn upstream_error(
-    response: reqwest::Response,
+    response: BackendResponse,
     route: &ModelRoute,
     caller: Dialect,
     key: Option<&SecretString>,
 ) -> GatewayError {
-    let status =
-        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let retry_after = response
-        .headers()
-        .get(header::RETRY_AFTER)
-        .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok());
-    let body = read_bounded(response, MAX_ERROR_BODY).await;
+    let status = response.status;
+    let retry_after = response.headers.get(header::RETRY_AFTER).cloned();
+    let body = response
+        .into_bytes(MAX_ERROR_BODY)
+        .await
+        .unwrap_or_default();
     let body = scrub(&body, key);
     let message = translate::error_message(&body)
         .unwrap_or_else(|| format!("upstream returned HTTP {}", status.as_u16()));
     let same_dialect = matches!(
-        (caller, route.provider.wire()),
+        (caller, route.wire),
         (Dialect::OpenAi, Wire::OpenAi) | (Dialect::Anthropic, Wire::Anthropic)
     );
     let is_json = serde_json::from_slice::<serde_json::Value>(&body)
@@ -155,18 +118,6 @@ pub async fn upstream_error(
         passthrough: (same_dialect && is_json).then(|| Bytes::from(body)),
         retry_after,
     }
-}
-
-async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = limit.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= limit {
-            break;
-        }
-    }
-    body
 }
 
 /// Replaces every occurrence of the key in `body` with `*****`.

@@ -6,10 +6,10 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::route::Wire;
 use super::sse::{self, SseEvent, SseParser};
 use super::translate::{self, Usage};
 use crate::keys::meter::Meter;
+use keygate_plugin_api::Wire;
 
 /// A stream's usage watcher and the meter it settles.
 pub struct UsageTap {

@@ -80,6 +80,20 @@ impl Secrets {
         })
     }
 
+    /// Every value currently cached (for scrubbing captures); never logged.
+    pub fn known_values(&self) -> Vec<Arc<SecretString>> {
+        let Ok(slots) = self.slots.lock() else {
+            return Vec::new();
+        };
+        slots
+            .values()
+            .filter_map(|slot| match slot.peek() {
+                Some(Ok(resolved)) => Some(resolved.value),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The sources, in the order `secret:NAME` asks them.
     pub fn chain(&self) -> &[Arc<dyn SecretSource>] {
         &self.chain
