@@ -31,6 +31,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 KEYGATE_BIN = os.environ.get("KEYGATE_BIN") or str(ROOT / "target" / "debug" / "keygate")
 MOCK_BIN = os.environ.get("KEYGATE_MOCK_BIN") or str(ROOT / "target" / "debug" / "keygate-mock")
+# keygate built with the example plugin of examples/plugin-echo (scripts/test builds it).
+ECHO_BIN = os.environ.get("KEYGATE_ECHO_BIN") or str(ROOT / "target" / "debug" / "keygate-echo")
 
 # Secrets of this test session. Both must never show up in keygate's output or responses.
 ADMIN_KEY = "sk-e2e-admin-" + secrets.token_hex(12)
@@ -441,9 +443,10 @@ def start_keygate(
     admin_key: str | None = ADMIN_KEY,
     database: bool = True,
     wait: bool = True,
+    binary: str | None = None,
 ) -> Keygate:
     workdir.mkdir(parents=True, exist_ok=True)
-    argv = [KEYGATE_BIN, "serve", "--listen", "127.0.0.1:0"]
+    argv = [binary or KEYGATE_BIN, "serve", "--listen", "127.0.0.1:0"]
     config_path = None
     if config is not None:
         config_path = workdir / "keygate.yaml"
