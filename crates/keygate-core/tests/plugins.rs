@@ -1,7 +1,6 @@
 //! The built-in backends through the plugin contract (model listing against keygate-mock), and
 //! the capture client's record of a call that got no answer.
 
-
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
