@@ -66,7 +66,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found(method: Method, uri: http::Uri) -> Response {
+/// Most of an unrouted request's body read before answering (see [`body::drain`]).
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
+async fn not_found(method: Method, uri: http::Uri, body: axum::body::Body) -> Response {
+    body::drain(body, DRAIN_LIMIT).await;
     let error = GatewayError::NotFound {
         method: method.to_string(),
         path: redact_path(uri.path()),
@@ -74,7 +78,8 @@ async fn not_found(method: Method, uri: http::Uri) -> Response {
     error.in_dialect(path_dialect(&uri)).into_response()
 }
 
-async fn method_not_allowed(method: Method, uri: http::Uri) -> Response {
+async fn method_not_allowed(method: Method, uri: http::Uri, body: axum::body::Body) -> Response {
+    body::drain(body, DRAIN_LIMIT).await;
     let error = GatewayError::MethodNotAllowed {
         method: method.to_string(),
         path: redact_path(uri.path()),

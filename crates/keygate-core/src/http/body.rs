@@ -26,6 +26,9 @@ pub async fn read_json(
             .trim()
             .to_ascii_lowercase();
         if !(mime == "application/json" || mime.ends_with("+json")) {
+            // Read it anyway, so the client's keep-alive connection is not closed under its
+            // next request.
+            drain(body, limit).await;
             return Err(GatewayError::UnsupportedMediaType(
                 text.chars().take(100).collect(),
             ));
