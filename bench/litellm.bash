@@ -1,7 +1,7 @@
 # bench/run --with-litellm: the LiteLLM proxy as one more target, routed to the same keygate-mock.
 # Sourced by bench/run (it uses log, free_port, PIDS and TMP from there); not run on its own.
 #
-# LiteLLM goes into the project's .venv (the one scripts/test makes), pinned to
+# LiteLLM goes into its own venv (bench/.venv-litellm, kept apart from the test venv), pinned to
 # BENCH_LITELLM_VERSION: 1.82.7 and 1.82.8 on PyPI were a credential stealer published from a
 # hijacked maintainer account, so the version is never left to the resolver. It runs with one
 # worker, no database (the master key is the only key), its cost map read from the package (no
@@ -9,7 +9,7 @@
 # or started, LITELLM_NOTE says why and the run goes on without it.
 
 LITELLM_VERSION=${BENCH_LITELLM_VERSION:-1.82.6}
-LITELLM_VENV=$ROOT/.venv
+LITELLM_VENV=$ROOT/bench/.venv-litellm
 LITELLM_NOTE="" # why LiteLLM is not measured; empty while it is
 LITELLM_PID=""
 LITELLM_PORT=""
@@ -42,7 +42,7 @@ pip_error() {
 litellm_install() {
   if [ ! -x "$LITELLM_VENV/bin/python" ]; then
     command -v python3 >/dev/null || { litellm_skip "python3 is not installed"; return 1; }
-    log "litellm: creating $LITELLM_VENV (python3 -m venv, as scripts/test does)"
+    log "litellm: creating $LITELLM_VENV (python3 -m venv)"
     python3 -m venv "$LITELLM_VENV" >"$TMP/venv.log" 2>&1 \
       || { litellm_skip "python3 -m venv $LITELLM_VENV failed: $(tail_of "$TMP/venv.log")"; return 1; }
   fi
