@@ -1,6 +1,6 @@
 //! The HTTP surface: routes, request-body reading, and the logging middleware.
 
-mod body;
+pub mod body;
 mod chat;
 mod embeddings;
 mod keys;
