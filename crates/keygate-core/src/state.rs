@@ -11,8 +11,6 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use keygate_plugin_api::CaptureClient;
-
 use crate::capture::{self, FileSink};
 use crate::config::{CaptureConfig, Config, Limits, ModelCapture, ModelConfig};
 use crate::keys::cache::KeyCache;
@@ -150,8 +148,7 @@ impl LiveState {
             }
             None => None,
         };
-        let client = CaptureClient::new(
-            ctx.client.clone(),
+        let client = crate::providers::backend_client().with_sink(
             capture
                 .clone()
                 .map(|sink| sink as Arc<dyn keygate_plugin_api::CaptureSink>),

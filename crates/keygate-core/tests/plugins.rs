@@ -36,7 +36,7 @@ async fn builtin_backends_list_the_upstreams_models() {
         .await
         .unwrap();
     let plugins = Plugins::builtin();
-    let client = CaptureClient::new(reqwest::Client::new(), None);
+    let client = CaptureClient::new(None);
     let key = SecretString::from("sk-mock");
     let forward = HeaderMap::new();
     for yaml in [
@@ -76,7 +76,7 @@ async fn a_call_without_an_answer_is_captured_with_its_error_and_without_the_key
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let sink = Arc::new(Memory::default());
-    let client = CaptureClient::new(reqwest::Client::new(), Some(sink.clone()));
+    let client = CaptureClient::new(Some(sink.clone()));
     let key = SecretString::from("sk-never-in-a-capture-123");
     let backend = Plugins::builtin()
         .build_backend(

@@ -12,11 +12,16 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_core::Stream;
 use http::HeaderMap;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as _, Incoming};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
@@ -157,18 +162,19 @@ pub fn scrub(text: &str, secret: &str) -> String {
     out
 }
 
-/// A reqwest error described without its URL (which may carry credentials in some configs).
-pub fn describe_transport_error(err: &reqwest::Error) -> String {
-    let kind = if err.is_connect() {
+/// A transport error described by its kind and innermost cause (never a URL or a header).
+pub fn describe_transport_error(err: &(dyn std::error::Error + 'static)) -> String {
+    let connect = err
+        .downcast_ref::<hyper_util::client::legacy::Error>()
+        .is_some_and(hyper_util::client::legacy::Error::is_connect);
+    let kind = if connect {
         "connection failed"
-    } else if err.is_body() || err.is_decode() {
-        "bad response body"
-    } else if err.is_request() {
-        "request failed"
+    } else if err.is::<hyper::Error>() {
+        "bad response"
     } else {
         "transport error"
     };
-    let mut source = std::error::Error::source(err);
+    let mut source = err.source();
     let mut detail = None;
     while let Some(inner) = source {
         detail = Some(inner.to_string());
@@ -176,34 +182,52 @@ pub fn describe_transport_error(err: &reqwest::Error) -> String {
     }
     match detail {
         Some(detail) => format!("{kind}: {detail}"),
-        None => kind.to_owned(),
+        None => format!("{kind}: {err}"),
     }
 }
 
-fn backend_error(err: &reqwest::Error) -> BackendError {
-    if err.is_timeout() {
-        BackendError::Timeout
-    } else {
-        BackendError::Unavailable(describe_transport_error(err))
-    }
+fn backend_error(err: &(dyn std::error::Error + 'static)) -> BackendError {
+    BackendError::Unavailable(describe_transport_error(err))
 }
 
-/// The HTTP client backends use: keygate's shared connection pool, with capture.
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// The HTTP client backends use: one connection pool (HTTP/1.1 and HTTP/2 over TLS with the
+/// Mozilla roots, or plain HTTP; TCP_NODELAY; 10 s connect timeout; idle connections kept 90 s),
+/// with capture. Cheap to clone: clones share the pool.
 #[derive(Clone)]
 pub struct CaptureClient {
-    client: reqwest::Client,
+    client: Client<Connector, Full<Bytes>>,
     sink: Option<Arc<dyn CaptureSink>>,
 }
 
 impl CaptureClient {
-    /// Wraps `client`; exchanges are captured into `sink` when a call carries a context.
-    pub fn new(client: reqwest::Client, sink: Option<Arc<dyn CaptureSink>>) -> Self {
+    /// A new pool; exchanges are captured into `sink` when a call carries a context.
+    pub fn new(sink: Option<Arc<dyn CaptureSink>>) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .pool_timer(TokioTimer::new())
+            .build(https);
         Self { client, sink }
     }
 
-    /// The underlying client, to build requests (`client().post(url)...build()`).
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
+    /// The same pool, capturing into `sink`.
+    pub fn with_sink(&self, sink: Option<Arc<dyn CaptureSink>>) -> Self {
+        Self {
+            client: self.client.clone(),
+            sink,
+        }
     }
 
     /// Whether exchanges can be captured at all (a sink is configured).
@@ -211,34 +235,38 @@ impl CaptureClient {
         self.sink.is_some()
     }
 
-    /// Sends `request` and reads the whole response; captured (when `capture` is given) once
-    /// the body is in, or when the call fails.
+    /// Sends `request` (its URI absolute: `https://host/path`) and reads the whole response;
+    /// captured (when `capture` is given) once the body is in, or when the call fails.
     pub async fn send(
         &self,
-        request: reqwest::Request,
+        request: http::Request<Bytes>,
         capture: Option<&CaptureContext>,
     ) -> Result<BackendResponse, BackendError> {
         let pending = self.begin(&request, capture);
-        let response = match self.client.execute(request).await {
+        let response = match self.client.request(request.map(Full::new)).await {
             Ok(response) => response,
             Err(err) => return Err(fail(pending, None, backend_error(&err))),
         };
-        let status = response.status();
-        let headers = response.headers().clone();
-        match response.bytes().await {
+        let (parts, incoming) = response.into_parts();
+        match incoming.collect().await {
             Ok(body) => {
+                let body = body.to_bytes();
                 if let Some(mut pending) = pending {
-                    pending.response(status, &headers);
+                    pending.response(parts.status, &parts.headers);
                     pending.seen(&body);
                     pending.finish(true, None);
                 }
                 Ok(BackendResponse {
-                    status,
-                    headers,
+                    status: parts.status,
+                    headers: parts.headers,
                     body: ResponseBody::Full(body),
                 })
             }
-            Err(err) => Err(fail(pending, Some((status, &headers)), backend_error(&err))),
+            Err(err) => Err(fail(
+                pending,
+                Some((parts.status, &parts.headers)),
+                backend_error(&err),
+            )),
         }
     }
 
@@ -247,50 +275,42 @@ impl CaptureClient {
     /// unfinished (the caller left): then it is marked incomplete with what was seen.
     pub async fn send_streaming(
         &self,
-        request: reqwest::Request,
+        request: http::Request<Bytes>,
         capture: Option<&CaptureContext>,
     ) -> Result<BackendResponse, BackendError> {
         let pending = self.begin(&request, capture);
-        let response = match self.client.execute(request).await {
+        let response = match self.client.request(request.map(Full::new)).await {
             Ok(response) => response,
             Err(err) => return Err(fail(pending, None, backend_error(&err))),
         };
-        let status = response.status();
-        let headers = response.headers().clone();
+        let (parts, incoming) = response.into_parts();
         let pending = pending.map(|mut pending| {
-            pending.response(status, &headers);
+            pending.response(parts.status, &parts.headers);
             pending
         });
-        let body: BodyStream = Box::pin(Capturing {
-            inner: Box::pin(response.bytes_stream()),
-            pending,
-        });
+        let body: BodyStream = Box::pin(Capturing { incoming, pending });
         Ok(BackendResponse {
-            status,
-            headers,
+            status: parts.status,
+            headers: parts.headers,
             body: ResponseBody::Stream(body),
         })
     }
 
     fn begin(
         &self,
-        request: &reqwest::Request,
+        request: &http::Request<Bytes>,
         capture: Option<&CaptureContext>,
     ) -> Option<Pending> {
         let (sink, context) = (self.sink.as_ref()?, capture?);
-        let body = request
-            .body()
-            .and_then(reqwest::Body::as_bytes)
-            .unwrap_or_default();
         let mut message = CapturedMessage {
             method: Some(request.method().to_string()),
-            url: Some(context.scrub(request.url().to_string())),
+            url: Some(context.scrub(request.uri().to_string())),
             status: None,
             headers: headers_of(request.headers(), context),
             body: String::new(),
             body_truncated_from: None,
         };
-        keep_body(&mut message, body, context);
+        keep_body(&mut message, request.body(), context);
         Some(Pending {
             sink: sink.clone(),
             context: context.clone(),
@@ -410,11 +430,9 @@ impl Pending {
     }
 }
 
-type ReqwestStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
-
 /// A response body on its way to the caller, captured as it passes.
 struct Capturing {
-    inner: ReqwestStream,
+    incoming: Incoming,
     pending: Option<Pending>,
 }
 
@@ -423,27 +441,33 @@ impl Stream for Capturing {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        match this.inner.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(chunk))) => {
-                if let Some(pending) = &mut this.pending {
-                    pending.seen(&chunk);
+        loop {
+            return match Pin::new(&mut this.incoming).poll_frame(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(chunk) => {
+                        if let Some(pending) = &mut this.pending {
+                            pending.seen(&chunk);
+                        }
+                        Poll::Ready(Some(Ok(chunk)))
+                    }
+                    // Trailers: nothing to relay.
+                    Err(_) => continue,
+                },
+                Poll::Ready(Some(Err(err))) => {
+                    let error = backend_error(&err);
+                    if let Some(pending) = this.pending.take() {
+                        pending.finish(false, Some(error.to_string()));
+                    }
+                    Poll::Ready(Some(Err(error)))
                 }
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Poll::Ready(Some(Err(err))) => {
-                let error = backend_error(&err);
-                if let Some(pending) = this.pending.take() {
-                    pending.finish(false, Some(error.to_string()));
+                Poll::Ready(None) => {
+                    if let Some(pending) = this.pending.take() {
+                        pending.finish(true, None);
+                    }
+                    Poll::Ready(None)
                 }
-                Poll::Ready(Some(Err(error)))
-            }
-            Poll::Ready(None) => {
-                if let Some(pending) = this.pending.take() {
-                    pending.finish(true, None);
-                }
-                Poll::Ready(None)
-            }
+            };
         }
     }
 }

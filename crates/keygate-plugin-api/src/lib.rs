@@ -43,8 +43,8 @@ pub use version::{PluginCompatibility, Version};
 /// Re-exported so plugins name the exact secret type keygate uses.
 pub use secrecy::{ExposeSecret, SecretString};
 
-/// Re-exported so plugins use the same HTTP types and client keygate does.
-pub use {bytes, http, reqwest, serde_json};
+/// Re-exported so plugins use the same HTTP and JSON types keygate does.
+pub use {bytes, http, serde_json};
 
 #[doc(hidden)]
 pub use inventory;

@@ -82,7 +82,7 @@ mod tests {
         let env: Arc<dyn crate::config::Env + Send + Sync> =
             Arc::new(std::collections::HashMap::<String, String>::new());
         let secrets = Secrets::new(Vec::new(), env, &Default::default());
-        let client = keygate_plugin_api::CaptureClient::new(reqwest::Client::new(), None);
+        let client = keygate_plugin_api::CaptureClient::new(None);
         let backend = crate::plugins::Plugins::builtin()
             .build_backend(&config, &client)
             .unwrap();

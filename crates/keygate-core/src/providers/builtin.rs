@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use keygate_plugin_api::{
     Backend, BackendConfig, BackendContext, BackendError, BackendPluginDefinition, BackendRequest,
     BackendResponse, BoxFuture, CaptureClient, ExposeSecret, PluginCompatibility, Wire,
@@ -77,9 +78,9 @@ struct HttpBackend {
     kind: ProviderKind,
     client: CaptureClient,
     /// Chat completions (OpenAI dialects) or messages (Anthropic).
-    chat_url: reqwest::Url,
-    embeddings_url: Option<reqwest::Url>,
-    models_url: reqwest::Url,
+    chat_url: Uri,
+    embeddings_url: Option<Uri>,
+    models_url: Uri,
     /// Extra configured headers plus `content-type`.
     headers: HeaderMap,
     anthropic_version: Option<HeaderValue>,
@@ -123,13 +124,17 @@ impl HttpBackend {
             ),
         };
         let parse = |url: &str| {
-            reqwest::Url::parse(url)
+            url.parse::<Uri>()
                 .map_err(|_| format!("api_base `{base}` does not make a valid URL"))
         };
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(concat!("keygate/", env!("CARGO_PKG_VERSION"))),
         );
         for (name, value) in &config.headers {
             let bad = || format!("header `{name}` is not a valid HTTP header name/value");
@@ -164,9 +169,9 @@ impl HttpBackend {
     fn request(
         &self,
         method: Method,
-        url: &reqwest::Url,
+        url: &Uri,
         request: &BackendRequest<'_>,
-    ) -> Result<reqwest::Request, BackendError> {
+    ) -> Result<http::Request<Bytes>, BackendError> {
         let mut headers = self.headers.clone();
         for (name, value) in request.forward {
             headers.insert(name.clone(), value.clone());
@@ -193,11 +198,10 @@ impl HttpBackend {
                 headers.insert("anthropic-version", version.clone());
             }
         }
-        let mut built = reqwest::Request::new(method, url.clone());
+        let mut built = http::Request::new(request.body.clone());
+        *built.method_mut() = method;
+        *built.uri_mut() = url.clone();
         *built.headers_mut() = headers;
-        if !request.body.is_empty() {
-            *built.body_mut() = Some(request.body.clone().into());
-        }
         Ok(built)
     }
 }
