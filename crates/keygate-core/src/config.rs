@@ -226,7 +226,8 @@ impl Config {
             let path = err.path().to_string();
             ConfigError::Invalid {
                 origin: origin.to_owned(),
-                path: if path == "." {
+                // `.` is the document itself; `` is a top-level key that is empty or null (`?`).
+                path: if path == "." || path.is_empty() {
                     "(top level)".to_owned()
                 } else {
                     path

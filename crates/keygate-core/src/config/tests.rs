@@ -75,6 +75,17 @@ fn bad_duration_names_its_path() {
     assert!(err.to_string().contains("secrets.cache.ttl"), "{err}");
 }
 
+/// Found by the `config` fuzz target: a null top-level key (`?`) had an empty path.
+#[test]
+fn empty_top_level_key_is_named_top_level() {
+    for text in ["?", "\"\": 1\n"] {
+        match parse(text).unwrap_err() {
+            ConfigError::Invalid { path, .. } => assert_eq!(path, "(top level)", "{text:?}"),
+            other => panic!("{text:?}: {other}"),
+        }
+    }
+}
+
 #[test]
 fn unset_variable_is_an_error() {
     let err = parse("admin_key: ${NOT_SET_ANYWHERE}\n").unwrap_err();

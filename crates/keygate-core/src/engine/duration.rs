@@ -53,44 +53,74 @@ pub fn parse(text: &str) -> Result<Duration, VaultDurationError> {
     go_duration(text).ok_or_else(bad)
 }
 
-/// Go's `time.ParseDuration` for non-negative values: one or more `<decimal><unit>` pairs.
+/// Go's `time.ParseDuration` for non-negative values: one or more `<decimal><unit>` pairs,
+/// computed as Go does, in whole nanoseconds with only a fraction's digits scaled through a
+/// float, so `2.3h` is 8280 s (not 8279) and what [`go_string`] prints parses back exactly.
 fn go_duration(text: &str) -> Option<Duration> {
     let mut rest = text.strip_prefix('+').unwrap_or(text);
     if rest.is_empty() {
         return None;
     }
-    let mut total = 0f64;
+    let mut total: u64 = 0;
     while !rest.is_empty() {
-        let number_len = rest
-            .bytes()
-            .take_while(|b| b.is_ascii_digit() || *b == b'.')
-            .count();
-        let (number, tail) = rest.split_at(number_len);
-        if number.is_empty() || number == "." {
+        let (whole, tail) = split_digits(rest);
+        let (fraction, tail) = match tail.strip_prefix('.') {
+            Some(after) => split_digits(after),
+            None => ("", tail),
+        };
+        if whole.is_empty() && fraction.is_empty() {
             return None;
         }
-        let value: f64 = number.parse().ok()?;
         let unit_len = tail
-            .char_indices()
-            .find(|(_, c)| c.is_ascii_digit() || *c == '.')
-            .map_or(tail.len(), |(i, _)| i);
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
-        let nanos_per = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
+        let per: u64 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             _ => return None,
         };
-        total += value * nanos_per;
+        let whole: u64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().ok()?
+        };
+        let mut nanos = whole.checked_mul(per)?;
+        let (digits, scale) = leading_fraction(fraction);
+        if digits > 0 {
+            nanos = nanos.checked_add((digits as f64 * (per as f64 / scale)) as u64)?;
+        }
+        total = total.checked_add(nanos)?;
         rest = tail;
     }
-    if !total.is_finite() || total > u64::MAX as f64 {
-        return None;
+    Some(Duration::from_nanos(total))
+}
+
+/// `text` split after its leading ASCII digits.
+fn split_digits(text: &str) -> (&str, &str) {
+    text.split_at(text.bytes().take_while(u8::is_ascii_digit).count())
+}
+
+/// Go's `leadingFraction`: the digits as an integer and ten to the number of digits kept (the
+/// digits past 2^63 are dropped, as Go drops them).
+fn leading_fraction(digits: &str) -> (u64, f64) {
+    let (mut value, mut scale) = (0u64, 1f64);
+    for digit in digits.bytes() {
+        if value > i64::MAX as u64 / 10 {
+            break;
+        }
+        let next = value * 10 + u64::from(digit - b'0');
+        if next > 1 << 63 {
+            break;
+        }
+        value = next;
+        scale *= 10.0;
     }
-    Some(Duration::from_nanos(total as u64))
+    (value, scale)
 }
 
 /// Go's `time.Duration.String()` for whole seconds, as Vault prints durations in warnings
@@ -149,6 +179,34 @@ mod tests {
         assert_eq!(parse_value(&json!(null)).unwrap().as_secs(), 0);
         assert!(parse_value(&json!(-1)).is_err());
         assert!(parse_value(&json!([1])).is_err());
+    }
+
+    /// Found by the `duration` fuzz target: `1851851h51m5s` (6666666665 s as Go prints it) was
+    /// summed in floating point and read back as 6666666664 s; `2.3h` was 8279 s.
+    #[test]
+    fn computed_in_whole_nanoseconds_as_go_does() {
+        assert_eq!(secs("1851851h51m5s"), 6_666_666_665);
+        assert_eq!(secs("2.3h"), 8280);
+        assert_eq!(secs("4.35h"), 15_660);
+        assert_eq!(secs(".5h"), 1800);
+        assert_eq!(secs("1.h"), 3600);
+        assert_eq!(parse("0.9999999999s").unwrap().as_nanos(), 999_999_999);
+        assert_eq!(parse("1µs1μs1us").unwrap().as_nanos(), 3000);
+        for bad in [".s", "1..5s", "1.5.h", "99999999999999999999s", "5124096h"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        for n in [
+            1,
+            59,
+            3599,
+            86_399,
+            6_666_666_665,
+            u64::from(u32::MAX),
+            9_000_000_000,
+        ] {
+            assert_eq!(secs(&go_string(n)), n);
+            assert_eq!(secs(&human(n)), n);
+        }
     }
 
     #[test]

@@ -48,15 +48,18 @@ pub fn parse(text: &str) -> Result<LitellmDuration, DurationError> {
 }
 
 impl LitellmDuration {
-    /// The instant (Unix ms) this long after `from_ms`.
+    /// The instant (Unix ms) this long after `from_ms`, saturating at `i64::MAX`.
     pub fn after(self, from_ms: i64) -> i64 {
         match self {
-            Self::Seconds(s) => {
-                from_ms.saturating_add(i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000))
-            }
+            Self::Seconds(s) => saturate(i128::from(from_ms) + i128::from(s) * 1000),
             Self::Months(months) => add_months(from_ms, months),
         }
     }
+}
+
+/// Milliseconds computed in `i128`, clamped to `i64`.
+fn saturate(ms: i128) -> i64 {
+    i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// `from_ms` plus `months` calendar months (UTC), the day clamped to the month's last day.
@@ -69,7 +72,8 @@ fn add_months(from_ms: i64, months: u32) -> i64 {
     let year = year + total.div_euclid(12);
     let month = u32::try_from(total.rem_euclid(12) + 1).unwrap_or(1);
     let day = day.min(days_in_month(year, month));
-    days_from_civil(year, month, day) * day_ms + time_of_day
+    let days = days_from_civil(year, month, day);
+    saturate(i128::from(days) * i128::from(day_ms) + i128::from(time_of_day))
 }
 
 fn is_leap(year: i64) -> bool {
@@ -176,5 +180,19 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_305_600), "2026-11-22T00:00:00Z");
         assert_eq!(LitellmDuration::Seconds(60).after(1_000), 61_000);
+    }
+
+    /// Found by the `duration` fuzz target: `1mo` after an instant near `i64::MAX` overflowed
+    /// (a panic in debug builds); seconds saturated before adding, losing the exact sum.
+    #[test]
+    fn after_saturates_instead_of_overflowing() {
+        assert_eq!(LitellmDuration::Months(1).after(i64::MAX), i64::MAX);
+        assert_eq!(LitellmDuration::Months(1200).after(i64::MAX - 1), i64::MAX);
+        assert_eq!(LitellmDuration::Months(0).after(i64::MIN), i64::MIN);
+        assert_eq!(LitellmDuration::Seconds(1).after(i64::MAX), i64::MAX);
+        // `16534391534w`: more milliseconds than `i64::MAX`, yet the sum is in range.
+        let weeks = parse("16534391534w").unwrap();
+        let exact = i128::from(i64::MIN) + 16_534_391_534 * 604_800 * 1000;
+        assert_eq!(weeks.after(i64::MIN), i64::try_from(exact).unwrap());
     }
 }
