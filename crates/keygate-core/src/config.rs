@@ -213,11 +213,12 @@ impl Config {
 
     /// Interpolates and parses YAML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str, env: &dyn Env) -> Result<Self, ConfigError> {
-        let text =
-            interpolate::interpolate(text, env).map_err(|source| ConfigError::Interpolate {
+        let (text, values) = interpolate::interpolate_tracked(text, env).map_err(|source| {
+            ConfigError::Interpolate {
                 origin: origin.to_owned(),
                 source,
-            })?;
+            }
+        })?;
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
@@ -232,7 +233,13 @@ impl Config {
                 } else {
                     path
                 },
-                message: err.into_inner().to_string(),
+                // A value read from the environment may be a secret: never echo it.
+                message: values
+                    .iter()
+                    .filter(|v| v.len() >= 3)
+                    .fold(err.into_inner().to_string(), |m, v| {
+                        m.replace(v.as_str(), "*****")
+                    }),
             }
         })
     }

@@ -46,15 +46,25 @@ pub enum InterpolateError {
 /// Lines whose first non-blank character is `#` are copied untouched, so commented-out
 /// examples do not require their variables.
 pub fn interpolate(text: &str, env: &dyn Env) -> Result<String, InterpolateError> {
+    interpolate_tracked(text, env).map(|(text, _)| text)
+}
+
+/// Like [`interpolate`], also returning the values read from the environment (secrets among
+/// them), so error messages about the result can be scrubbed of them.
+pub fn interpolate_tracked(
+    text: &str,
+    env: &dyn Env,
+) -> Result<(String, Vec<String>), InterpolateError> {
     let mut out = String::with_capacity(text.len());
+    let mut values = Vec::new();
     for (index, line) in text.split_inclusive('\n').enumerate() {
         if line.trim_start().starts_with('#') {
             out.push_str(line);
             continue;
         }
-        interpolate_line(line, index + 1, env, &mut out)?;
+        interpolate_line(line, index + 1, env, &mut out, &mut values)?;
     }
-    Ok(out)
+    Ok((out, values))
 }
 
 fn interpolate_line(
@@ -62,6 +72,7 @@ fn interpolate_line(
     line_no: usize,
     env: &dyn Env,
     out: &mut String,
+    values: &mut Vec<String>,
 ) -> Result<(), InterpolateError> {
     let mut rest = line;
     while let Some(pos) = rest.find('$') {
@@ -83,8 +94,14 @@ fn interpolate_line(
                 return Err(InterpolateError::Malformed { line: line_no });
             }
             match (env.var(name), default) {
-                (Some(value), None) => out.push_str(&value),
-                (Some(value), Some(_)) if !value.is_empty() => out.push_str(&value),
+                (Some(value), None) => {
+                    out.push_str(&value);
+                    values.push(value);
+                }
+                (Some(value), Some(_)) if !value.is_empty() => {
+                    out.push_str(&value);
+                    values.push(value);
+                }
                 (_, Some(default)) => out.push_str(default),
                 (None, None) => {
                     return Err(InterpolateError::Unset {

@@ -107,3 +107,15 @@ fn several_keys_parse_as_a_list() {
     let spec = config.models[0].api_key.as_ref().unwrap();
     assert_eq!(spec.refs(), vec!["env:A", "env:B"]);
 }
+
+#[test]
+fn a_type_error_never_echoes_a_value_read_from_the_environment() {
+    let err = parse("limits: { max_body_bytes: ${OPENAI_KEY} }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("sk-test"), "{err}");
+    assert!(
+        err.contains("max_body_bytes") && err.contains("*****"),
+        "{err}"
+    );
+}

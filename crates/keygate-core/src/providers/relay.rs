@@ -117,10 +117,9 @@ fn usage_of(body: &[u8], wire: Wire) -> Option<Usage> {
         usage: Option<Value>,
     }
     let usage = serde_json::from_slice::<UsageOnly>(body).ok()?.usage?;
-    let wrapped = serde_json::json!({ "usage": usage });
     match wire {
-        Wire::OpenAi => translate::openai_usage(&wrapped),
-        Wire::Anthropic => translate::anthropic_usage(&wrapped),
+        Wire::OpenAi => translate::openai_usage_object(&usage),
+        Wire::Anthropic => translate::anthropic_usage_object(&usage),
     }
 }
 

@@ -30,8 +30,8 @@ mod tests_stream;
 pub use request::{anthropic_to_openai_request, openai_to_anthropic_request};
 pub use response::{
     anthropic_error_body, anthropic_error_type, anthropic_to_openai_response, anthropic_usage,
-    error_message, openai_error_body, openai_error_type, openai_to_anthropic_response,
-    openai_usage, Usage,
+    anthropic_usage_object, error_message, openai_error_body, openai_error_type,
+    openai_to_anthropic_response, openai_usage, openai_usage_object, Usage,
 };
 pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};
 

@@ -25,7 +25,12 @@ pub struct Usage {
 
 /// Usage of an OpenAI `chat.completion` (or of a chunk carrying `usage`).
 pub fn openai_usage(resp: &Value) -> Option<Usage> {
-    let usage = resp.get("usage").filter(|u| u.is_object())?;
+    openai_usage_object(resp.get("usage")?)
+}
+
+/// An OpenAI `usage` object read as [`Usage`].
+pub fn openai_usage_object(usage: &Value) -> Option<Usage> {
+    let usage = Some(usage).filter(|u| u.is_object())?;
     let input = as_count(usage.get("prompt_tokens"));
     let output = as_count(usage.get("completion_tokens"));
     if input.is_none() && output.is_none() {
@@ -42,7 +47,12 @@ pub fn openai_usage(resp: &Value) -> Option<Usage> {
 
 /// Usage of an Anthropic message (or of any object with an Anthropic `usage` member).
 pub fn anthropic_usage(resp: &Value) -> Option<Usage> {
-    let usage = resp.get("usage").filter(|u| u.is_object())?;
+    anthropic_usage_object(resp.get("usage")?)
+}
+
+/// An Anthropic `usage` object read as [`Usage`].
+pub fn anthropic_usage_object(usage: &Value) -> Option<Usage> {
+    let usage = Some(usage).filter(|u| u.is_object())?;
     let input = as_count(usage.get("input_tokens"));
     let output = as_count(usage.get("output_tokens"));
     if input.is_none() && output.is_none() {
