@@ -80,15 +80,19 @@ async fn run(store: Store, mut rx: mpsc::Receiver<SpendEntry>, stop: Cancellatio
                 if received == 0 {
                     break;
                 }
-                // Let a burst gather into one transaction.
-                tokio::select! {
-                    () = tokio::time::sleep(FLUSH_EVERY) => {}
-                    () = stop.cancelled() => {}
-                }
-                while batch.len() < BATCH {
-                    match rx.try_recv() {
-                        Ok(entry) => batch.push(entry),
-                        Err(_) => break,
+                // Let a burst gather into one transaction; a full batch (a backlog) is written
+                // at once, or under sustained load the writer would fall behind by design
+                // (BATCH per FLUSH_EVERY) until the queue overflows.
+                if batch.len() < BATCH {
+                    tokio::select! {
+                        () = tokio::time::sleep(FLUSH_EVERY) => {}
+                        () = stop.cancelled() => {}
+                    }
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(entry) => batch.push(entry),
+                            Err(_) => break,
+                        }
                     }
                 }
                 write(&store, &batch).await;
@@ -129,4 +133,47 @@ async fn write(store: &Store, batch: &[SpendEntry]) {
     }
     metrics::counter!("keygate_spend_dropped_total").increment(batch.len() as u64);
     tracing::error!(entries = batch.len(), "spend could not be written; dropped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_backlog_is_written_without_waiting_a_flush_interval_per_batch() {
+        let dir = std::env::temp_dir().join(format!("kg-spend-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::connect(&format!("sqlite://{}/k.db", dir.display()))
+            .await
+            .unwrap();
+        let writer = SpendWriter::start(store.clone());
+        let entries = 8 * BATCH;
+        for i in 0..entries {
+            writer.record(SpendEntry {
+                token_id: "t".into(),
+                model: "m".into(),
+                prompt_tokens: 1,
+                completion_tokens: 1,
+                cost: 0.0,
+                status: 200,
+                latency_ms: 1.0,
+                created_at: i as i64,
+            });
+        }
+        // One flush interval to gather the burst, then every full batch at once: well under the
+        // eight intervals a wait per batch would take.
+        let deadline = std::time::Instant::now() + FLUSH_EVERY * 5;
+        let mut written = 0;
+        while std::time::Instant::now() < deadline {
+            written = store.spend_log("t", entries as i64).await.unwrap().len();
+            if written == entries {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(written, entries);
+        writer.shutdown().await;
+        store.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
