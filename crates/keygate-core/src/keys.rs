@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod duration;
+pub mod invalidate;
 pub mod limits;
 pub mod meter;
 pub mod price;

@@ -246,9 +246,9 @@ struct Inner {
     spend: SpendWriter,
     metrics: Option<PrometheusHandle>,
     started: Instant,
-    /// Stops the lease reaper.
-    reaper_stop: CancellationToken,
-    reaper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Stops the background tasks (lease reaper, key-change listener).
+    stop: CancellationToken,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl AppState {
@@ -270,16 +270,22 @@ impl AppState {
                 spend,
                 metrics,
                 started: Instant::now(),
-                reaper_stop: CancellationToken::new(),
-                reaper: std::sync::Mutex::new(None),
+                stop: CancellationToken::new(),
+                tasks: std::sync::Mutex::new(Vec::new()),
             }),
         };
-        let reaper = tokio::spawn(crate::engine::reaper::run(
+        let stop = &state.inner.stop;
+        let mut tasks = vec![tokio::spawn(crate::engine::reaper::run(
             state.clone(),
-            state.inner.reaper_stop.clone(),
+            stop.clone(),
+        ))];
+        tasks.extend(crate::keys::invalidate::spawn_listener(
+            &state.inner.store,
+            state.inner.keys.clone(),
+            stop.clone(),
         ));
-        if let Ok(mut slot) = state.inner.reaper.lock() {
-            *slot = Some(reaper);
+        if let Ok(mut slot) = state.inner.tasks.lock() {
+            *slot = tasks;
         }
         state
     }
@@ -304,9 +310,18 @@ impl AppState {
         &self.inner.store
     }
 
-    /// Cached virtual-key lookups; invalidate after every change to a key.
+    /// Cached virtual-key lookups; after a change to keys, call [`AppState::keys_changed`].
     pub fn keys(&self) -> &KeyCache {
         &self.inner.keys
+    }
+
+    /// Drops `token_ids` from this instance's cache and announces the change to the other
+    /// instances on the same PostgreSQL database (see [`crate::keys::invalidate`]).
+    pub async fn keys_changed<S: AsRef<str>>(&self, token_ids: &[S]) {
+        for token_id in token_ids {
+            self.inner.keys.invalidate(token_id.as_ref());
+        }
+        crate::keys::invalidate::announce(&self.inner.store, token_ids).await;
     }
 
     /// In-memory budget, rate and concurrency counters of virtual keys.
@@ -322,15 +337,15 @@ impl AppState {
     /// Flushes what is queued for the store and stops background work. Call once, after the
     /// server has stopped.
     pub async fn shutdown(&self) {
-        self.inner.reaper_stop.cancel();
-        let reaper = self
+        self.inner.stop.cancel();
+        let tasks = self
             .inner
-            .reaper
+            .tasks
             .lock()
-            .ok()
-            .and_then(|mut slot| slot.take());
-        if let Some(reaper) = reaper {
-            let _ = reaper.await;
+            .map(|mut tasks| std::mem::take(&mut *tasks))
+            .unwrap_or_default();
+        for task in tasks {
+            let _ = task.await;
         }
         self.inner.keys.shutdown().await;
         self.inner.spend.shutdown().await;

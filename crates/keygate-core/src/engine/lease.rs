@@ -150,7 +150,7 @@ pub async fn renew(
             .patch_key(&lease.token_id, &key, &[KeyColumn::Expires])
             .await?;
     }
-    state.keys().invalidate(&lease.token_id);
+    state.keys_changed(&[&lease.token_id]).await;
     tracing::info!(lease_id = %lease_id, ttl = granted.ttl, "lease renewed");
     Ok(Granted {
         lease_id: lease_id.to_owned(),
@@ -167,8 +167,8 @@ fn ttl_error(err: TtlError) -> EngineError {
 /// Revokes the given leases: their keys stop working at once.
 pub async fn revoke_all(state: &AppState, leases: &[LeaseRecord]) -> Result<usize, EngineError> {
     let gone = state.store().revoke_leases(leases, now_secs()).await?;
+    state.keys_changed(&gone).await;
     for token_id in &gone {
-        state.keys().invalidate(token_id);
         state.ledgers().forget(token_id);
     }
     if !gone.is_empty() {

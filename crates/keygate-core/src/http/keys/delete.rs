@@ -57,8 +57,8 @@ pub async fn delete(
     } else {
         (store.delete_keys_by_alias(&aliases).await?, aliases)
     };
+    state.keys_changed(&deleted).await;
     for token_id in &deleted {
-        state.keys().invalidate(token_id);
         state.ledgers().forget(token_id);
     }
     if deleted.is_empty() {

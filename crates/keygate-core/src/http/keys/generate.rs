@@ -42,7 +42,7 @@ pub async fn generate(
         .await
         .map_err(|err| stored(err, alias))?;
     // A lookup of this token before it existed may have left a negative cache entry.
-    state.keys().invalidate(&record.token_id);
+    state.keys_changed(&[&record.token_id]).await;
     tracing::info!(token_id = %record.token_id, alias = ?record.key_alias, "key generated");
     let duration = fields.duration.as_value().map(String::as_str);
     Ok(Json(json::generated(

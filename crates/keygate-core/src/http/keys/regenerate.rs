@@ -84,8 +84,7 @@ async fn run(
         .patch_key(&old_id, &key, &columns)
         .await
         .map_err(|err| stored(err, alias))?;
-    state.keys().invalidate(&old_id);
-    state.keys().invalidate(&key.token_id);
+    state.keys_changed(&[&old_id, &key.token_id]).await;
     state.ledgers().forget(&old_id);
     if !found {
         return Err(KeyApiError::RegenerateNotFound(shown(&given)));

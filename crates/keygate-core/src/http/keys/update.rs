@@ -45,7 +45,7 @@ pub async fn update(
         .patch_key(&token_id, &key, &columns)
         .await
         .map_err(|err| stored(err, alias))?;
-    state.keys().invalidate(&token_id);
+    state.keys_changed(&[&token_id]).await;
     if !found {
         return Err(KeyApiError::UpdateNotFound(shown(&given)));
     }
