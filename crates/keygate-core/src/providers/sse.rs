@@ -90,17 +90,22 @@ impl SseParser {
                     continue;
                 }
             }
-            match rest.iter().position(|b| *b == b'\n' || *b == b'\r') {
+            match memchr::memchr2(b'\n', b'\r', rest) {
                 Some(pos) => {
                     let (segment, tail) = rest.split_at(pos);
-                    self.extend_line(segment)?;
-                    if let Some((terminator, tail)) = tail.split_first() {
-                        self.after_cr = *terminator == b'\r';
-                        rest = tail;
+                    self.after_cr = tail.first() == Some(&b'\r');
+                    rest = tail.get(1..).unwrap_or_default();
+                    if self.line.is_empty() {
+                        // The whole line is in this chunk: no copy.
+                        self.check_size(segment.len())?;
+                        self.end_line(segment, &mut events);
                     } else {
-                        rest = &[];
+                        self.extend_line(segment)?;
+                        let line = std::mem::take(&mut self.line);
+                        self.end_line(&line, &mut events);
+                        self.line = line;
+                        self.line.clear();
                     }
-                    self.end_line(&mut events);
                 }
                 None => {
                     self.extend_line(rest)?;
@@ -116,7 +121,8 @@ impl SseParser {
     pub fn finish(&mut self) -> Vec<SseEvent> {
         let mut events = Vec::new();
         if !self.line.is_empty() {
-            self.end_line(&mut events);
+            let line = std::mem::take(&mut self.line);
+            self.end_line(&line, &mut events);
         }
         self.dispatch(&mut events);
         self.after_cr = false;
@@ -124,8 +130,14 @@ impl SseParser {
         events
     }
 
-    fn extend_line(&mut self, segment: &[u8]) -> Result<(), SseError> {
-        let size = self.line.len() + segment.len() + self.data.len() + self.event.len();
+    /// Whether nothing is pending: the bytes pushed so far ended exactly at an event boundary.
+    pub fn is_idle(&self) -> bool {
+        self.line.is_empty() && self.data.is_empty() && self.event.is_empty() && !self.after_cr
+    }
+
+    /// Errs (clearing the buffers) when `more` bytes would make the event too large.
+    fn check_size(&mut self, more: usize) -> Result<(), SseError> {
+        let size = self.line.len() + more + self.data.len() + self.event.len();
         if size > self.max_event_bytes {
             self.line.clear();
             self.data.clear();
@@ -134,13 +146,17 @@ impl SseParser {
                 limit: self.max_event_bytes,
             });
         }
+        Ok(())
+    }
+
+    fn extend_line(&mut self, segment: &[u8]) -> Result<(), SseError> {
+        self.check_size(segment.len())?;
         self.line.extend_from_slice(segment);
         Ok(())
     }
 
-    fn end_line(&mut self, events: &mut Vec<SseEvent>) {
-        let raw = std::mem::take(&mut self.line);
-        let mut bytes = raw.as_slice();
+    fn end_line(&mut self, raw: &[u8], events: &mut Vec<SseEvent>) {
+        let mut bytes = raw;
         if std::mem::replace(&mut self.first_line, false) {
             bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         }
@@ -151,7 +167,10 @@ impl SseParser {
         if bytes.first() == Some(&b':') {
             return;
         }
-        let line = String::from_utf8_lossy(bytes);
+        let line = match std::str::from_utf8(bytes) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         let (field, value) = match line.split_once(':') {
             Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
             None => (line.as_ref(), ""),

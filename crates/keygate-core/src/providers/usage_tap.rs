@@ -37,18 +37,25 @@ impl UsageTap {
 
     /// Looks at one upstream chunk; returns what the caller gets.
     pub fn observe(&mut self, bytes: Bytes) -> Bytes {
+        let whole_before = self.parser.is_idle();
         let Ok(events) = self.parser.push(&bytes) else {
             return bytes;
         };
-        if !self.strip_usage_chunk {
-            for event in &events {
-                self.look(event);
-            }
+        let mut strip = Vec::new();
+        for event in &events {
+            strip.push(self.look(event));
+        }
+        // Events wholly inside this chunk and none to remove: the upstream's own bytes. Else
+        // the chunk's complete events are re-encoded (an event cut across chunks then goes out
+        // whole with the chunk that completes it).
+        if !self.strip_usage_chunk
+            || (whole_before && self.parser.is_idle() && !strip.contains(&true))
+        {
             return bytes;
         }
         let mut out = String::new();
-        for event in &events {
-            if !self.look(event) {
+        for (event, strip) in events.iter().zip(strip) {
+            if !strip {
                 out.push_str(&encode(event));
             }
         }
