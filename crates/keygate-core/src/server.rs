@@ -63,12 +63,140 @@ pub async fn reload(
 
 /// Serves until `shutdown` is cancelled, then stops accepting and waits up to `grace` for
 /// in-flight requests to finish.
+///
+/// With `workers` > 1, each worker is a thread with its own single-threaded runtime, like
+/// nginx's worker processes, and this task accepts connections and hands them out in turn: a
+/// connection, the upstream call made for it (each thread has its own upstream connection pool)
+/// and the relaying of its stream stay on one thread, so a streamed response does not hop
+/// between threads once per upstream event. Worker runtimes live until the process exits (the
+/// database connections they opened stay usable from elsewhere).
+pub async fn serve_workers(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+    grace: Duration,
+    workers: usize,
+) -> io::Result<()> {
+    if workers <= 1 {
+        return serve(listener, state, shutdown, grace).await;
+    }
+    let addr = listener.local_addr()?;
+    let mut handoff = Vec::with_capacity(workers);
+    let mut results = Vec::with_capacity(workers);
+    for index in 0..workers {
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let (state, shutdown) = (state.clone(), shutdown.clone());
+        let (done, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("keygate-worker-{index}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(err) => {
+                        let _ = done.send(Err(err));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let served = serve_on(Handed { rx, addr }, state, shutdown, grace).await;
+                    let _ = done.send(served);
+                    std::future::pending::<()>().await;
+                });
+            })?;
+        handoff.push(tx);
+        results.push(result);
+    }
+    let mut turn = 0;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    let Ok(stream) = stream.into_std() else { continue };
+                    let worker = &handoff[turn % workers];
+                    turn = turn.wrapping_add(1);
+                    if worker.send(stream).await.is_err() {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        }
+    }
+    // New connections are refused from now on, while the workers drain theirs.
+    drop(listener);
+    drop(handoff);
+    let mut outcome = Ok(());
+    for result in results {
+        let served = result
+            .await
+            .unwrap_or_else(|_| Err(io::Error::other("a worker thread stopped")));
+        if outcome.is_ok() {
+            outcome = served;
+        }
+    }
+    outcome
+}
+
+/// The connections the acceptor hands to one worker.
+struct Handed {
+    rx: tokio::sync::mpsc::Receiver<std::net::TcpStream>,
+    addr: std::net::SocketAddr,
+}
+
+impl axum::serve::Listener for Handed {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Some(stream) = self.rx.recv().await else {
+                // The acceptor stopped: shutdown is under way and ends this server.
+                return std::future::pending().await;
+            };
+            let Ok(peer) = stream.peer_addr() else {
+                continue;
+            };
+            match tokio::net::TcpStream::from_std(stream) {
+                Ok(io) => return (io, peer),
+                Err(err) => tracing::debug!(error = %err, "cannot take over a connection"),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
+}
+
+/// Serves on the current runtime until `shutdown` is cancelled, then stops accepting and waits
+/// up to `grace` for in-flight requests to finish.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: CancellationToken,
     grace: Duration,
 ) -> io::Result<()> {
+    serve_on(listener, state, shutdown, grace).await
+}
+
+async fn serve_on<L>(
+    listener: L,
+    state: AppState,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> io::Result<()>
+where
+    L: axum::serve::Listener<Io = tokio::net::TcpStream>,
+    L::Addr: std::fmt::Debug,
+{
     let app = http::router(state);
     let signal = shutdown.clone();
     // Without TCP_NODELAY small writes (SSE chunks, short responses) wait on Nagle's algorithm

@@ -192,42 +192,51 @@ fn backend_error(err: &(dyn std::error::Error + 'static)) -> BackendError {
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// The HTTP client backends use: one connection pool (HTTP/1.1 and HTTP/2 over TLS with the
-/// Mozilla roots, or plain HTTP; TCP_NODELAY; 10 s connect timeout; idle connections kept 90 s),
-/// with capture. Cheap to clone: clones share the pool.
+/// The HTTP client backends use: HTTP/1.1 and HTTP/2 over TLS with the Mozilla roots, or plain
+/// HTTP; TCP_NODELAY; 10 s connect timeout; idle connections kept 90 s; with capture. Each
+/// thread has its own connection pool, so on keygate's per-core workers an upstream connection
+/// is driven by the thread that serves the request. Cheap to clone.
 #[derive(Clone)]
 pub struct CaptureClient {
-    client: Client<Connector, Full<Bytes>>,
     sink: Option<Arc<dyn CaptureSink>>,
 }
 
+fn build_pool() -> Client<Connector, Full<Bytes>> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .pool_timer(TokioTimer::new())
+        .build(https)
+}
+
+thread_local! {
+    static POOL: Client<Connector, Full<Bytes>> = build_pool();
+}
+
+/// This thread's connection pool.
+fn pool() -> Client<Connector, Full<Bytes>> {
+    POOL.with(Client::clone)
+}
+
 impl CaptureClient {
-    /// A new pool; exchanges are captured into `sink` when a call carries a context.
+    /// A client; exchanges are captured into `sink` when a call carries a context.
     pub fn new(sink: Option<Arc<dyn CaptureSink>>) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .pool_timer(TokioTimer::new())
-            .build(https);
-        Self { client, sink }
+        Self { sink }
     }
 
-    /// The same pool, capturing into `sink`.
+    /// The same client, capturing into `sink`.
     pub fn with_sink(&self, sink: Option<Arc<dyn CaptureSink>>) -> Self {
-        Self {
-            client: self.client.clone(),
-            sink,
-        }
+        Self { sink }
     }
 
     /// Whether exchanges can be captured at all (a sink is configured).
@@ -243,7 +252,7 @@ impl CaptureClient {
         capture: Option<&CaptureContext>,
     ) -> Result<BackendResponse, BackendError> {
         let pending = self.begin(&request, capture);
-        let response = match self.client.request(request.map(Full::new)).await {
+        let response = match pool().request(request.map(Full::new)).await {
             Ok(response) => response,
             Err(err) => return Err(fail(pending, None, backend_error(&err))),
         };
@@ -279,7 +288,7 @@ impl CaptureClient {
         capture: Option<&CaptureContext>,
     ) -> Result<BackendResponse, BackendError> {
         let pending = self.begin(&request, capture);
-        let response = match self.client.request(request.map(Full::new)).await {
+        let response = match pool().request(request.map(Full::new)).await {
             Ok(response) => response,
             Err(err) => return Err(fail(pending, None, backend_error(&err))),
         };

@@ -69,15 +69,10 @@ impl Gateway {
 }
 
 fn run_cli(cli: cli::Cli) -> std::process::ExitCode {
+    // Requests are served on their own worker threads (`serve::workers`); this runtime runs the
+    // command, start-up and background work (spend writer, lease reaper, signals).
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    // KEYGATE_WORKER_THREADS: request-serving threads (default: one per CPU).
-    if let Some(threads) = std::env::var("KEYGATE_WORKER_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n > 0)
-    {
-        builder.worker_threads(threads);
-    }
+    builder.worker_threads(1);
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {

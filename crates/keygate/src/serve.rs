@@ -101,7 +101,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
              -H 'Content-Type: application/json' -d '{{\"model\":\"mock\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}'"
         );
     }
-    let served = server::serve(listener, state.clone(), shutdown.clone(), grace).await;
+    let served =
+        server::serve_workers(listener, state.clone(), shutdown.clone(), grace, workers()).await;
     shutdown.cancel();
     signals.abort();
     state.shutdown().await;
@@ -111,6 +112,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("keygate stopped");
     Ok(served?)
+}
+
+/// Request-serving threads: `KEYGATE_WORKER_THREADS`, else one per CPU.
+fn workers() -> usize {
+    std::env::var("KEYGATE_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 /// The signals keygate acts on, installed up front.
