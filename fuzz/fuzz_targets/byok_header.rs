@@ -31,10 +31,15 @@ fn route(name: &str, byok: Byok) -> Option<ModelRoute> {
         price: None,
         timeout: None,
         headers: Default::default(),
+        options: Default::default(),
+        capture: None,
     };
     let env: Arc<dyn Env + Send + Sync> = Arc::new(HashMap::<String, String>::new());
     let secrets = Secrets::new(Vec::new(), env, &Default::default());
-    ModelRoute::build(&config, &secrets).ok()
+    let backend = keygate_core::plugins::global()
+        .build_backend(&config, keygate_core::providers::backend_client())
+        .ok()?;
+    ModelRoute::build(&config, &secrets, backend, 0.0).ok()
 }
 
 fn check_name(model: &str) {

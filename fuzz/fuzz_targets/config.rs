@@ -63,7 +63,12 @@ fuzz_target!(|input: &[u8]| {
     let shared: Arc<dyn Env + Send + Sync> = Arc::new(env);
     let secrets = Secrets::new(Vec::new(), shared, &config.secrets.cache);
     for model in &config.models {
-        if let Ok(route) = ModelRoute::build(model, &secrets) {
+        let Ok(backend) = keygate_core::plugins::global()
+            .build_backend(model, keygate_core::providers::backend_client())
+        else {
+            continue;
+        };
+        if let Ok(route) = ModelRoute::build(model, &secrets, backend, 0.0) {
             assert_eq!(route.name, model.name);
             assert_eq!(route.byok_header, byok_header_name(&model.name));
         }
