@@ -37,7 +37,7 @@ fn route(name: &str, byok: Byok) -> Option<ModelRoute> {
     let env: Arc<dyn Env + Send + Sync> = Arc::new(HashMap::<String, String>::new());
     let secrets = Secrets::new(Vec::new(), env, &Default::default());
     let backend = keygate_core::plugins::global()
-        .build_backend(&config, keygate_core::providers::backend_client())
+        .build_backend(&config, &keygate_plugin_api::CaptureClient::new(None))
         .ok()?;
     ModelRoute::build(&config, &secrets, backend, 0.0).ok()
 }

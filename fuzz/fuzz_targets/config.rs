@@ -64,7 +64,7 @@ fuzz_target!(|input: &[u8]| {
     let secrets = Secrets::new(Vec::new(), shared, &config.secrets.cache);
     for model in &config.models {
         let Ok(backend) = keygate_core::plugins::global()
-            .build_backend(model, keygate_core::providers::backend_client())
+            .build_backend(model, &keygate_plugin_api::CaptureClient::new(None))
         else {
             continue;
         };

@@ -17,10 +17,3 @@ pub use relay::{json_response, relay_json, relay_sse, relay_translated, StreamTr
 pub use route::{byok_header_name, ModelRoute, Op, RouteError, UpstreamKey, DEFAULT_TIMEOUT};
 pub use upstream::{backend_error, send, upstream_error, UpstreamRequest};
 pub use usage_tap::UsageTap;
-
-/// The connection pool every backend shares (one per process, kept across reloads).
-pub fn backend_client() -> &'static keygate_plugin_api::CaptureClient {
-    static CLIENT: std::sync::OnceLock<keygate_plugin_api::CaptureClient> =
-        std::sync::OnceLock::new();
-    CLIENT.get_or_init(|| keygate_plugin_api::CaptureClient::new(None))
-}

@@ -148,7 +148,7 @@ impl LiveState {
             }
             None => None,
         };
-        let client = crate::providers::backend_client().with_sink(
+        let client = keygate_plugin_api::CaptureClient::new(
             capture
                 .clone()
                 .map(|sink| sink as Arc<dyn keygate_plugin_api::CaptureSink>),

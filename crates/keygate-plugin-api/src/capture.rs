@@ -234,11 +234,6 @@ impl CaptureClient {
         Self { sink }
     }
 
-    /// The same client, capturing into `sink`.
-    pub fn with_sink(&self, sink: Option<Arc<dyn CaptureSink>>) -> Self {
-        Self { sink }
-    }
-
     /// Whether exchanges can be captured at all (a sink is configured).
     pub fn captures(&self) -> bool {
         self.sink.is_some()
@@ -251,17 +246,11 @@ impl CaptureClient {
         request: http::Request<Bytes>,
         capture: Option<&CaptureContext>,
     ) -> Result<BackendResponse, BackendError> {
-        let pending = self.begin(&request, capture);
-        let response = match pool().request(request.map(Full::new)).await {
-            Ok(response) => response,
-            Err(err) => return Err(fail(pending, None, backend_error(&err))),
-        };
-        let (parts, incoming) = response.into_parts();
+        let (parts, incoming, pending) = self.start(request, capture).await?;
         match incoming.collect().await {
             Ok(body) => {
                 let body = body.to_bytes();
                 if let Some(mut pending) = pending {
-                    pending.response(parts.status, &parts.headers);
                     pending.seen(&body);
                     pending.finish(true, None);
                 }
@@ -271,11 +260,7 @@ impl CaptureClient {
                     body: ResponseBody::Full(body),
                 })
             }
-            Err(err) => Err(fail(
-                pending,
-                Some((parts.status, &parts.headers)),
-                backend_error(&err),
-            )),
+            Err(err) => Err(fail(pending, backend_error(&err))),
         }
     }
 
@@ -287,22 +272,32 @@ impl CaptureClient {
         request: http::Request<Bytes>,
         capture: Option<&CaptureContext>,
     ) -> Result<BackendResponse, BackendError> {
-        let pending = self.begin(&request, capture);
-        let response = match pool().request(request.map(Full::new)).await {
-            Ok(response) => response,
-            Err(err) => return Err(fail(pending, None, backend_error(&err))),
-        };
-        let (parts, incoming) = response.into_parts();
-        let pending = pending.map(|mut pending| {
-            pending.response(parts.status, &parts.headers);
-            pending
-        });
+        let (parts, incoming, pending) = self.start(request, capture).await?;
         let body: BodyStream = Box::pin(Capturing { incoming, pending });
         Ok(BackendResponse {
             status: parts.status,
             headers: parts.headers,
             body: ResponseBody::Stream(body),
         })
+    }
+
+    /// Sends `request` and waits for the response head, which the capture (if any) records;
+    /// a call with no answer is captured with its error.
+    async fn start(
+        &self,
+        request: http::Request<Bytes>,
+        capture: Option<&CaptureContext>,
+    ) -> Result<(http::response::Parts, Incoming, Option<Pending>), BackendError> {
+        let mut pending = self.begin(&request, capture);
+        let response = match pool().request(request.map(Full::new)).await {
+            Ok(response) => response,
+            Err(err) => return Err(fail(pending, backend_error(&err))),
+        };
+        let (parts, incoming) = response.into_parts();
+        if let Some(pending) = &mut pending {
+            pending.response(parts.status, &parts.headers);
+        }
+        Ok((parts, incoming, pending))
     }
 
     fn begin(
@@ -336,15 +331,8 @@ impl CaptureClient {
     }
 }
 
-fn fail(
-    pending: Option<Pending>,
-    response: Option<(http::StatusCode, &HeaderMap)>,
-    error: BackendError,
-) -> BackendError {
-    if let Some(mut pending) = pending {
-        if let Some((status, headers)) = response {
-            pending.response(status, headers);
-        }
+fn fail(pending: Option<Pending>, error: BackendError) -> BackendError {
+    if let Some(pending) = pending {
         pending.finish(false, Some(error.to_string()));
     }
     error
