@@ -101,7 +101,7 @@ pub async fn serve_workers(
                     }
                 };
                 runtime.block_on(async move {
-                    let served = serve_on(Handed { rx, addr }, state, shutdown, grace).await;
+                    let served = serve(Handed { rx, addr }, state, shutdown, grace).await;
                     let _ = done.send(served);
                     std::future::pending::<()>().await;
                 });
@@ -176,18 +176,9 @@ impl axum::serve::Listener for Handed {
     }
 }
 
-/// Serves on the current runtime until `shutdown` is cancelled, then stops accepting and waits
-/// up to `grace` for in-flight requests to finish.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: CancellationToken,
-    grace: Duration,
-) -> io::Result<()> {
-    serve_on(listener, state, shutdown, grace).await
-}
-
-async fn serve_on<L>(
+/// Serves connections from `listener` on the current runtime until `shutdown` is cancelled,
+/// then stops accepting and waits up to `grace` for in-flight requests to finish.
+pub async fn serve<L>(
     listener: L,
     state: AppState,
     shutdown: CancellationToken,
