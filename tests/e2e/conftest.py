@@ -540,6 +540,27 @@ def mock_factory(tmp_path) -> Iterable[Callable[..., Mock]]:
         m.proc.stop()
 
 
+def run_to_exit(tmp_path: Path, config_text: str, env_extra: dict | None = None,
+                timeout: float = 20.0) -> tuple[int | None, str, str]:
+    """Starts `serve` with `config_text`, expecting it to exit (a start-up refusal); returns
+    (exit code, stdout, stderr)."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(config_text)
+    env = base_env(KEYGATE_LOG="info", KEYGATE_ADMIN_KEY=ADMIN_KEY,
+                   KEYGATE_DATABASE_URL=f"sqlite://{tmp_path}/keygate.db", **(env_extra or {}))
+    proc = Proc("badconfig", [KEYGATE_BIN, "serve", "--config", str(path), "--listen", "127.0.0.1:0"],
+                tmp_path / "logs", env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + timeout
+        while proc.popen.poll() is None and time.monotonic() < deadline:
+            assert "keygate listening" not in proc.stdout, "keygate started with a bad config:\n" + proc.stderr
+            time.sleep(0.05)
+        code = proc.wait(1)
+    finally:
+        proc.stop()
+    return code, proc.stdout, proc.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # assertions shared by several files
 

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from conftest import (
+    run_to_exit,
     http,
     ADMIN_KEY,
     UPSTREAM_KEY,
@@ -395,24 +396,6 @@ def test_many_disconnects_do_not_leak(gateway):
 
 
 # ----------------------------------------------------------------------------- (e) config errors
-
-
-def run_to_exit(tmp_path, config_text: str, env_extra: dict | None = None, timeout: float = 20.0):
-    path = tmp_path / "bad.yaml"
-    path.write_text(config_text)
-    env = base_env(KEYGATE_LOG="info", KEYGATE_ADMIN_KEY=ADMIN_KEY,
-                   KEYGATE_DATABASE_URL=f"sqlite://{tmp_path}/keygate.db", **(env_extra or {}))
-    proc = Proc("badconfig", [KEYGATE_BIN, "serve", "--config", str(path), "--listen", "127.0.0.1:0"],
-                tmp_path / "logs", env=env, cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + timeout
-        while proc.popen.poll() is None and time.monotonic() < deadline:
-            assert "keygate listening" not in proc.stdout, "keygate started with a bad config:\n" + proc.stderr
-            time.sleep(0.05)
-        code = proc.wait(1)
-    finally:
-        proc.stop()
-    return code, proc.stdout, proc.stderr
 
 
 MODEL_OK = """

@@ -11,14 +11,11 @@ import httpx
 import pytest
 
 from conftest import (
-    ADMIN_KEY,
     ECHO_BIN,
-    KEYGATE_BIN,
-    Proc,
     assert_openai_error,
     base_config,
-    base_env,
     chat_body,
+    run_to_exit,
 )
 
 http = httpx.Client(trust_env=False)
@@ -111,26 +108,8 @@ def test_virtual_keys_meter_plugin_models(keygate_factory):
     assert info["spend"] > 0, info
 
 
-def run_to_exit(tmp_path, binary: str, config_text: str, timeout: float = 20.0):
-    path = tmp_path / "keygate.yaml"
-    path.write_text(config_text)
-    env = base_env(KEYGATE_LOG="info", KEYGATE_ADMIN_KEY=ADMIN_KEY,
-                   KEYGATE_DATABASE_URL=f"sqlite://{tmp_path}/keygate.db")
-    proc = Proc("plugin-exit", [binary, "serve", "--config", str(path), "--listen", "127.0.0.1:0"],
-                tmp_path / "logs", env=env, cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + timeout
-        while proc.popen.poll() is None and time.monotonic() < deadline:
-            assert "keygate listening" not in proc.stdout, "started:\n" + proc.stderr
-            time.sleep(0.05)
-        code = proc.wait(1)
-    finally:
-        proc.stop()
-    return code, proc.stderr
-
-
 def test_a_backend_no_plugin_provides_fails_start_with_guidance(tmp_path):
-    code, err = run_to_exit(tmp_path, KEYGATE_BIN, "models:\n  - { name: e, provider: echo }\n")
+    code, _, err = run_to_exit(tmp_path, "models:\n  - { name: e, provider: echo }\n")
     assert code == 2, err
     assert "unknown provider `echo`" in err, err
     assert "available: openai, openai_compatible, azure_openai, anthropic" in err, err
