@@ -41,7 +41,12 @@ pub struct Config {
     /// Overridden by `KEYGATE_DATABASE_URL`.
     #[serde(default)]
     pub database: Option<String>,
-    /// Limits on what clients may send.
+    /// `redis://[:PASSWORD@]HOST:PORT[/DB]`: keep virtual keys' budgets and per-minute limits
+    /// in Redis (one script per check), shared by every instance. Overridden by
+    /// `KEYGATE_REDIS_URL`. Without it, instances on PostgreSQL share them in the database.
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    /// Limits on what clients may send, and where virtual keys' limits are counted.
     #[serde(default)]
     pub limits: Limits,
     /// How long a shutdown waits for in-flight requests (streams included) before closing them.
@@ -101,12 +106,30 @@ pub struct Limits {
     /// Largest request body accepted, in bytes; larger bodies get 413.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Where budgets and rpm/tpm limits of virtual keys are counted: `auto` (Redis when
+    /// `redis_url` is set, else PostgreSQL when the store is, else this process's memory) or
+    /// `instance` (this process's memory only: exact for a single instance, N instances may
+    /// together admit N times a limit).
+    #[serde(default)]
+    pub scope: LimitScope,
+}
+
+/// See [`Limits::scope`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitScope {
+    /// Shared by the cluster when a shared store exists.
+    #[default]
+    Auto,
+    /// This process only.
+    Instance,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: default_max_body_bytes(),
+            scope: LimitScope::Auto,
         }
     }
 }
@@ -166,6 +189,7 @@ impl Default for Config {
             listen: None,
             admin_key: None,
             database: None,
+            redis_url: None,
             limits: Limits::default(),
             shutdown_grace: default_shutdown_grace(),
             secrets: SecretsConfig::default(),

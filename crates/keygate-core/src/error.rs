@@ -131,6 +131,10 @@ pub enum GatewayError {
     /// The key store cannot be reached.
     #[error("The key store is unavailable: {0}")]
     StoreUnavailable(String),
+    /// The cluster-wide budget and rate counters cannot be reached: a key with limits is
+    /// refused rather than let past them.
+    #[error("This key's budget and rate limits cannot be checked now ({0}); the request was not sent. Retry shortly.")]
+    LimiterUnavailable(String),
     /// The model does not take keys from callers (`byok: deny`).
     #[error("The model `{model}` does not accept a caller's own key: remove the `{header}` header (byok: deny).")]
     ByokDenied {
@@ -175,7 +179,9 @@ impl GatewayError {
             Self::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
             Self::BudgetExceeded { .. } => StatusCode::BAD_REQUEST,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable(_) | Self::LimiterUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::UnknownModel(_) | Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -194,6 +200,7 @@ impl GatewayError {
             Self::Unauthorized | Self::KeyExpired | Self::KeyBlocked => Some("invalid_api_key"),
             Self::BudgetExceeded { .. } => Some("budget_exceeded"),
             Self::RateLimited { .. } => Some("rate_limit_exceeded"),
+            Self::LimiterUnavailable(_) => Some("limiter_unavailable"),
             Self::ModelNotAllowed(_) => Some("model_not_allowed"),
             Self::UnknownModel(_) => Some("model_not_found"),
             Self::BodyTooLarge { .. } => Some("request_too_large"),

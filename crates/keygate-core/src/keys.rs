@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod duration;
 pub mod invalidate;
+pub mod limiter;
 pub mod limits;
 pub mod meter;
 pub mod price;

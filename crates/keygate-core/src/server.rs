@@ -14,13 +14,17 @@ use crate::http;
 use crate::secrets::SourceContext;
 use crate::state::{AppState, BuildError, LiveState};
 
-/// Applies `KEYGATE_ADMIN_KEY`, `KEYGATE_DATABASE_URL` and `KEYGATE_LISTEN` over the file.
+/// Applies `KEYGATE_ADMIN_KEY`, `KEYGATE_DATABASE_URL`, `KEYGATE_REDIS_URL` and `KEYGATE_LISTEN`
+/// over the file.
 pub fn apply_env_overrides(config: &mut Config, env: &dyn Env) {
     if let Some(key) = env.var("KEYGATE_ADMIN_KEY").filter(|v| !v.is_empty()) {
         config.admin_key = Some(key);
     }
     if let Some(url) = env.var("KEYGATE_DATABASE_URL").filter(|v| !v.is_empty()) {
         config.database = Some(url);
+    }
+    if let Some(url) = env.var("KEYGATE_REDIS_URL").filter(|v| !v.is_empty()) {
+        config.redis_url = Some(url);
     }
     if let Some(listen) = env.var("KEYGATE_LISTEN").filter(|v| !v.is_empty()) {
         config.listen = Some(listen);

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::capture::{self, FileSink};
 use crate::config::{CaptureConfig, Config, Limits, ModelCapture, ModelConfig};
 use crate::keys::cache::KeyCache;
+use crate::keys::limiter::{self, Limiter};
 use crate::keys::limits::Ledgers;
 use crate::keys::spend::SpendWriter;
 use crate::plugins::Plugins;
@@ -76,6 +77,9 @@ pub enum BuildError {
     /// `engine.mount` is not a plain path segment.
     #[error("engine.mount `{0}` must be letters, digits, `-` or `_`")]
     BadMount(String),
+    /// `redis_url` is not a Redis URL.
+    #[error("redis_url: {0}")]
+    RedisUrl(String),
 }
 
 /// What one config load produces; swapped whole on reload.
@@ -121,6 +125,12 @@ impl LiveState {
         }
         if RESERVED_MOUNTS.contains(&mount.as_str()) {
             return Err(BuildError::ReservedMount(mount.clone()));
+        }
+        if let Some(url) = &config.redis_url {
+            // The error names what is wrong, never the URL (it may hold a password).
+            redis::Client::open(url.as_str()).map_err(|err| {
+                BuildError::RedisUrl(format!("not a valid Redis URL ({:?})", err.kind()))
+            })?;
         }
         let audit = match &config.engine.audit_log {
             Some(path) => Some(Arc::new(crate::engine::audit::Audit::open(path).map_err(
@@ -243,6 +253,7 @@ struct Inner {
     store: Store,
     keys: KeyCache,
     ledgers: Ledgers,
+    limiter: Limiter,
     spend: SpendWriter,
     metrics: Option<PrometheusHandle>,
     started: Instant,
@@ -259,7 +270,24 @@ impl AppState {
         store: Store,
         metrics: Option<PrometheusHandle>,
     ) -> Self {
-        let spend = SpendWriter::start(store.clone());
+        let config = live.config.clone();
+        let instance = limiter::instance_id();
+        let in_postgres =
+            Limiter::counts_in_postgres(config.limits.scope, &store, config.redis_url.as_deref());
+        let spend = SpendWriter::start(store.clone(), in_postgres.then(|| instance.clone()));
+        let limiter = Limiter::new(
+            config.limits.scope,
+            &store,
+            config.redis_url.as_deref(),
+            instance,
+            spend.clone(),
+        )
+        .unwrap_or_else(|err| {
+            // LiveState::build checked the URL; this cannot happen.
+            tracing::error!(error = ?err.kind(), "redis_url refused; limits are counted per instance");
+            Limiter::Local
+        });
+        tracing::info!(limits = limiter.kind(), "virtual key limits counted");
         let state = Self {
             inner: Arc::new(Inner {
                 live: ArcSwap::from_pointee(live),
@@ -267,6 +295,7 @@ impl AppState {
                 store,
                 keys: KeyCache::default(),
                 ledgers: Ledgers::default(),
+                limiter,
                 spend,
                 metrics,
                 started: Instant::now(),
@@ -329,6 +358,11 @@ impl AppState {
         &self.inner.ledgers
     }
 
+    /// Where budgets and rpm/tpm limits are counted (this process, PostgreSQL or Redis).
+    pub fn limiter(&self) -> &Limiter {
+        &self.inner.limiter
+    }
+
     /// Where settled requests are queued for the store.
     pub fn spend_writer(&self) -> &SpendWriter {
         &self.inner.spend
@@ -348,7 +382,16 @@ impl AppState {
             let _ = task.await;
         }
         self.inner.keys.shutdown().await;
+        // Redis settles and reaps through the spend writer; PostgreSQL gives reservations back
+        // through it: each needs the other still running.
+        let redis = matches!(self.inner.limiter, Limiter::Redis(_));
+        if redis {
+            self.inner.limiter.shutdown().await;
+        }
         self.inner.spend.shutdown().await;
+        if !redis {
+            self.inner.limiter.shutdown().await;
+        }
         let live = self.live();
         live.secrets.shutdown().await;
         if let Some(capture) = &live.capture {

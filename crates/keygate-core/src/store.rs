@@ -20,12 +20,14 @@ macro_rules! on_store {
     };
 }
 
+mod cluster;
 mod engine;
 mod keys;
 mod migrations;
 
+pub use cluster::{BudgetState, Leadership, WindowState};
 pub use engine::LeaseRecord;
-pub use keys::{KeyColumn, KeyFilter, KeyRecord, SpendEntry};
+pub use keys::{KeyColumn, KeyFilter, KeyRecord, Releases, SpendEntry};
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -33,7 +33,10 @@ pub fn bench(c: &mut Criterion, gw: &Gateway) {
         embeddings: false,
     };
     let new_tap = |strip| {
-        let meter = meter::admit(&gw.state, &gw.record, route, &ask).expect("admitted");
+        let meter = gw
+            .rt
+            .block_on(meter::admit(&gw.state, &gw.record, route, &ask))
+            .expect("admitted");
         UsageTap::new(Wire::OpenAi, meter, strip)
     };
     let relay = |mut tap: UsageTap, chunks: &[Bytes]| {

@@ -170,6 +170,7 @@ pub async fn revoke_all(state: &AppState, leases: &[LeaseRecord]) -> Result<usiz
     state.keys_changed(&gone).await;
     for token_id in &gone {
         state.ledgers().forget(token_id);
+        state.limiter().forget(token_id).await;
     }
     if !gone.is_empty() {
         tracing::info!(count = gone.len(), "leases revoked");

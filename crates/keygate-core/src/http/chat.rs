@@ -125,7 +125,7 @@ async fn infer(
                 max_output: peek.max_completion_tokens.or(peek.max_tokens),
                 embeddings: endpoint == Endpoint::Embeddings,
             };
-            Some(meter::admit(state, key, route, &ask)?)
+            Some(meter::admit(state, key, route, &ask).await?)
         }
     };
     let mut meter = MeterSlot(meter);

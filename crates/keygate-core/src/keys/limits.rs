@@ -6,12 +6,17 @@
 //! Money is counted in micro-dollars (integers) so concurrent additions are exact. The ledger of
 //! a key is created from its stored spend the first time the key is used and lives while the
 //! process does; settled spend also goes to the store in batches (see `spend`).
+//!
+//! When limits are kept for the whole cluster (see [`super::limiter`]), the ledger only counts
+//! this instance's concurrent requests; the budget and the per-minute windows live in
+//! PostgreSQL or Redis, and the [`Admission`] carries the [`Hold`] that gives them back.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::limiter::Hold;
 use crate::store::KeyRecord;
 
 /// One USD in ledger units.
@@ -101,20 +106,7 @@ impl KeyLedger {
     /// budget), all or nothing. The returned [`Admission`] gives them back when dropped,
     /// unless settled.
     pub fn admit(self: &Arc<Self>, key: &KeyRecord, reserve: i64) -> Result<Admission, Refusal> {
-        if let Some(limit) = key.max_parallel_requests {
-            let now = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
-            if now > limit {
-                self.in_flight.fetch_sub(1, Ordering::AcqRel);
-                return Err(Refusal::Parallel { limit });
-            }
-        } else {
-            self.in_flight.fetch_add(1, Ordering::AcqRel);
-        }
-        let admission = Admission {
-            ledger: self.clone(),
-            reserved: 0,
-            open: true,
-        };
+        let admission = self.take_slot(key)?;
         if let Err(refusal) = self.count_request(key) {
             drop(admission);
             return Err(refusal);
@@ -144,6 +136,26 @@ impl KeyLedger {
             admission.reserved = reserve;
         }
         Ok(admission)
+    }
+
+    /// Takes only a concurrency slot (`max_parallel_requests`, which is per instance); the
+    /// budget and the windows are then taken elsewhere (cluster-wide limits).
+    pub fn take_slot(self: &Arc<Self>, key: &KeyRecord) -> Result<Admission, Refusal> {
+        if let Some(limit) = key.max_parallel_requests {
+            let now = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+            if now > limit {
+                self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                return Err(Refusal::Parallel { limit });
+            }
+        } else {
+            self.in_flight.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(Admission {
+            ledger: self.clone(),
+            reserved: 0,
+            open: true,
+            hold: None,
+        })
     }
 
     fn count_request(&self, key: &KeyRecord) -> Result<(), Refusal> {
@@ -195,12 +207,14 @@ impl KeyLedger {
     }
 }
 
-/// What an admitted request holds: its slot, its reservation. Settle it with the real cost.
+/// What an admitted request holds: its slot, its reservation (here, or in the cluster's
+/// [`Hold`]). Settle it with the real cost.
 #[derive(Debug)]
 pub struct Admission {
     ledger: Arc<KeyLedger>,
     reserved: i64,
     open: bool,
+    hold: Option<Hold>,
 }
 
 impl Admission {
@@ -209,19 +223,38 @@ impl Admission {
         self.reserved
     }
 
+    /// Records a reservation taken in the cluster's store; it is given back through `hold`.
+    pub(crate) fn held(mut self, reserved: i64, hold: Hold) -> Self {
+        self.reserved = reserved;
+        self.hold = Some(hold);
+        self
+    }
+
     /// Replaces the reservation with the real cost and counts the tokens.
     pub fn settle(mut self, cost_micros: i64, tokens: i64) {
         self.ledger.spent.fetch_add(cost_micros, Ordering::AcqRel);
-        self.ledger.add_tokens(tokens);
+        match self.hold.take() {
+            Some(hold) => {
+                hold.release(self.reserved, cost_micros, tokens);
+                // Given back through the hold, not here.
+                self.reserved = 0;
+            }
+            None => self.ledger.add_tokens(tokens),
+        }
         self.release();
     }
 
     fn release(&mut self) {
         if self.open {
             self.open = false;
-            self.ledger
-                .reserved
-                .fetch_sub(self.reserved, Ordering::AcqRel);
+            match self.hold.take() {
+                Some(hold) => hold.release(self.reserved, 0, 0),
+                None => {
+                    self.ledger
+                        .reserved
+                        .fetch_sub(self.reserved, Ordering::AcqRel);
+                }
+            }
             self.ledger.in_flight.fetch_sub(1, Ordering::AcqRel);
         }
     }

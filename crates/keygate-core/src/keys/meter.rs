@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::limiter::AdmitError;
 use super::limits::{to_micros, Admission, Refusal, MICROS};
 use super::price::cost;
 use super::spend::{now_ms, SpendWriter};
@@ -67,6 +68,7 @@ async fn reset_budget(
         .await
         .map_err(|err| GatewayError::StoreUnavailable(err.to_string()))?;
     state.ledgers().of(key).set_spent(0.0);
+    state.limiter().spend_set(&key.token_id, 0.0).await;
     state.keys().invalidate(&key.token_id);
     tracing::info!(key = %key.key_name, "budget period reset");
     let mut fresh = KeyRecord::clone(key);
@@ -94,8 +96,9 @@ pub struct Ask {
     pub embeddings: bool,
 }
 
-/// Admits a request for `key` on `route`, reserving its estimated cost.
-pub fn admit(
+/// Admits a request for `key` on `route`, reserving its estimated cost (with cluster-wide
+/// limits: one PostgreSQL statement or Redis script per limit kind).
+pub async fn admit(
     state: &AppState,
     key: &Arc<KeyRecord>,
     route: &ModelRoute,
@@ -107,7 +110,16 @@ pub fn admit(
     let price = route.effective_price;
     let reserve = price.map_or(0, |p| to_micros(estimate(&p, ask)));
     let ledger = state.ledgers().of(key);
-    let admission = ledger.admit(key, reserve).map_err(GatewayError::from)?;
+    let admission =
+        state
+            .limiter()
+            .admit(&ledger, key, reserve)
+            .await
+            .map_err(|err| match err {
+                AdmitError::Refused(refusal) => GatewayError::from(refusal),
+                AdmitError::Unavailable(why) => GatewayError::LimiterUnavailable(why),
+                AdmitError::Gone => GatewayError::Unauthorized,
+            })?;
     if let Some(soft) = key.soft_budget {
         if ledger.spent_usd() >= soft {
             tracing::warn!(key = %key.key_name, spend = ledger.spent_usd(), soft_budget = soft, "key passed its soft budget");
@@ -185,7 +197,8 @@ impl Meter {
             None => (0, Usage::default()),
         };
         let tokens = i64::try_from(usage.input_tokens + usage.output_tokens).unwrap_or(i64::MAX);
-        admission.settle(micros, tokens);
+        // The spend is queued before the reservation is given back, so the cluster never
+        // sees the reservation gone before the cost arrives.
         self.writer.record(SpendEntry {
             token_id: std::mem::take(&mut self.token_id),
             model: std::mem::take(&mut self.model),
@@ -196,6 +209,7 @@ impl Meter {
             latency_ms: self.started.elapsed().as_secs_f64() * 1000.0,
             created_at: now_ms(),
         });
+        admission.settle(micros, tokens);
     }
 }
 

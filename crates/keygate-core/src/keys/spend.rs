@@ -2,6 +2,12 @@
 //! to each key, one spend-log row per request) off the request path, at least every
 //! [`FLUSH_EVERY`]; shutdown flushes what is queued. A crash loses at most that much spend
 //! bookkeeping, never a key.
+//!
+//! With cluster-wide limits on PostgreSQL, the writer also gives back the budget reservations
+//! of settled requests and adds their tokens to the per-minute windows, in the same batch and
+//! after their spend (so the cluster never sees a reservation gone before its cost). A batch the
+//! database refuses is kept and retried with the next one: spend and reservations are never
+//! dropped (spend-log rows are, beyond [`MAX_CARRIED_ROWS`], and counted).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,19 +17,36 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{SpendEntry, Store};
+use crate::store::{Releases, SpendEntry, Store};
 
 /// Longest a settled request waits before its spend is written.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(250);
+/// With cluster-wide limits on PostgreSQL: how long a batch gathers before it is written.
+const RELEASE_GATHER: Duration = Duration::from_millis(2);
 /// Most requests written in one transaction.
 const BATCH: usize = 1_000;
 /// Most requests queued; beyond it entries are dropped and counted (memory stays bounded).
 const QUEUE: usize = 100_000;
+/// Most spend-log rows kept while the database refuses writes.
+pub const MAX_CARRIED_ROWS: usize = 10 * BATCH;
+
+/// What the writer is told.
+#[derive(Debug)]
+enum Settled {
+    /// A settled request: its spend and its spend-log row.
+    Entry(SpendEntry),
+    /// A cluster-wide reservation given back, and tokens for the per-minute window.
+    Release {
+        token_id: String,
+        micros: i64,
+        window: Option<(i64, i64)>,
+    },
+}
 
 /// Queues settled requests for the store.
 #[derive(Clone)]
 pub struct SpendWriter {
-    tx: mpsc::Sender<SpendEntry>,
+    tx: mpsc::Sender<Settled>,
     stop: CancellationToken,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
@@ -42,11 +65,12 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 impl SpendWriter {
-    /// Starts the writer task on `store` (needs a Tokio runtime).
-    pub fn start(store: Store) -> Self {
+    /// Starts the writer task on `store` (needs a Tokio runtime). `instance` names this
+    /// instance's reservations when limits are cluster-wide on PostgreSQL.
+    pub fn start(store: Store, instance: Option<Arc<str>>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(store, rx, stop.clone()));
+        let task = tokio::spawn(run(store, instance, rx, stop.clone()));
         Self {
             tx,
             stop,
@@ -56,9 +80,25 @@ impl SpendWriter {
 
     /// Queues one settled request (never waits).
     pub fn record(&self, entry: SpendEntry) {
-        if self.tx.try_send(entry).is_err() {
+        if self.tx.try_send(Settled::Entry(entry)).is_err() {
             metrics::counter!("keygate_spend_dropped_total").increment(1);
             tracing::error!("spend queue full or closed; a spend log entry was dropped");
+        }
+    }
+
+    /// Gives back `micros` of a key's cluster-wide reservation and counts `window` (minute,
+    /// tokens) in its per-minute window. Queued behind the request's spend entry.
+    pub fn release(&self, token_id: String, micros: i64, window: Option<(i64, i64)>) {
+        let release = Settled::Release {
+            token_id,
+            micros,
+            window,
+        };
+        if self.tx.try_send(release).is_err() {
+            // The reservation stays held until this instance is reaped: the cluster errs on
+            // the side of refusing.
+            metrics::counter!("keygate_spend_dropped_total").increment(1);
+            tracing::error!("spend queue full or closed; a reservation stays held");
         }
     }
 
@@ -72,67 +112,155 @@ impl SpendWriter {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<SpendEntry>, stop: CancellationToken) {
-    let mut batch = Vec::with_capacity(BATCH);
+async fn run(
+    store: Store,
+    instance: Option<Arc<str>>,
+    mut rx: mpsc::Receiver<Settled>,
+    stop: CancellationToken,
+) {
+    let mut received = Vec::with_capacity(BATCH);
+    let mut pending = Pending::default();
     loop {
         tokio::select! {
-            received = rx.recv_many(&mut batch, BATCH) => {
-                if received == 0 {
+            count = rx.recv_many(&mut received, BATCH) => {
+                if count == 0 {
                     break;
                 }
                 // Let a burst gather into one transaction; a full batch (a backlog) is written
                 // at once, or under sustained load the writer would fall behind by design
-                // (BATCH per FLUSH_EVERY) until the queue overflows.
-                if batch.len() < BATCH {
+                // (BATCH per FLUSH_EVERY) until the queue overflows. With cluster-wide limits
+                // on PostgreSQL, reservations are given back at once (the cluster refuses
+                // while they are held): only a moment is left for a request's release to
+                // follow its spend entry; what arrives during a write forms the next batch.
+                if received.len() < BATCH {
+                    let gather = if instance.is_some() { RELEASE_GATHER } else { FLUSH_EVERY };
                     tokio::select! {
-                        () = tokio::time::sleep(FLUSH_EVERY) => {}
+                        () = tokio::time::sleep(gather) => {}
                         () = stop.cancelled() => {}
                     }
-                    while batch.len() < BATCH {
+                    while received.len() < BATCH {
                         match rx.try_recv() {
-                            Ok(entry) => batch.push(entry),
+                            Ok(settled) => received.push(settled),
                             Err(_) => break,
                         }
                     }
                 }
-                write(&store, &batch).await;
-                batch.clear();
+                pending.add(received.drain(..));
+                pending.write(&store, instance.as_deref()).await;
             }
             () = stop.cancelled() => break,
         }
     }
     // Shutdown: what is still queued.
     rx.close();
-    while let Some(entry) = rx.recv().await {
-        batch.push(entry);
-        if batch.len() == BATCH {
-            write(&store, &batch).await;
-            batch.clear();
+    while let Some(settled) = rx.recv().await {
+        pending.add(std::iter::once(settled));
+        if pending.entries.len() >= BATCH {
+            pending.write(&store, instance.as_deref()).await;
         }
     }
-    write(&store, &batch).await;
+    pending.write(&store, instance.as_deref()).await;
 }
 
-async fn write(store: &Store, batch: &[SpendEntry]) {
-    if batch.is_empty() {
-        return;
-    }
-    let mut deltas: HashMap<&str, f64> = HashMap::new();
-    for e in batch {
-        *deltas.entry(e.token_id.as_str()).or_default() += e.cost;
-    }
-    let deltas: Vec<(String, f64)> = deltas.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-    for attempt in 0..3 {
-        match store.record_spend(&deltas, batch, now_ms()).await {
-            Ok(()) => return,
-            Err(err) => {
-                tracing::warn!(error = %err, attempt, entries = batch.len(), "cannot write spend; retrying");
-                tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+/// What is waiting to be written: kept across a failed write.
+#[derive(Default)]
+struct Pending {
+    deltas: HashMap<String, f64>,
+    entries: Vec<SpendEntry>,
+    releases: HashMap<String, i64>,
+    windows: HashMap<(String, i64), i64>,
+}
+
+impl Pending {
+    fn add(&mut self, settled: impl Iterator<Item = Settled>) {
+        for settled in settled {
+            match settled {
+                Settled::Entry(entry) => {
+                    *self.deltas.entry(entry.token_id.clone()).or_default() += entry.cost;
+                    self.entries.push(entry);
+                }
+                Settled::Release {
+                    token_id,
+                    micros,
+                    window,
+                } => {
+                    if let Some((minute, tokens)) = window.filter(|(_, tokens)| *tokens > 0) {
+                        *self.windows.entry((token_id.clone(), minute)).or_default() += tokens;
+                    }
+                    *self.releases.entry(token_id).or_default() += micros;
+                }
             }
         }
     }
-    metrics::counter!("keygate_spend_dropped_total").increment(batch.len() as u64);
-    tracing::error!(entries = batch.len(), "spend could not be written; dropped");
+
+    fn is_empty(&self) -> bool {
+        self.deltas.is_empty() && self.releases.is_empty() && self.windows.is_empty()
+    }
+
+    /// Writes everything pending (spend first, then reservations); on failure keeps it for
+    /// the next batch.
+    async fn write(&mut self, store: &Store, instance: Option<&str>) {
+        if self.is_empty() {
+            return;
+        }
+        for attempt in 0..3 {
+            match self.try_write(store, instance).await {
+                Ok(()) => {
+                    *self = Self::default();
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, attempt, entries = self.entries.len(), "cannot write spend; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+                }
+            }
+        }
+        if self.entries.len() > MAX_CARRIED_ROWS {
+            let dropped = self.entries.len() - MAX_CARRIED_ROWS;
+            self.entries.drain(..dropped);
+            metrics::counter!("keygate_spend_dropped_total").increment(dropped as u64);
+            tracing::error!(
+                dropped,
+                "spend log rows could not be written; dropped (the spend itself is kept)"
+            );
+        }
+        tracing::error!(
+            keys = self.deltas.len(),
+            "spend could not be written; kept for the next batch"
+        );
+    }
+
+    async fn try_write(
+        &mut self,
+        store: &Store,
+        instance: Option<&str>,
+    ) -> Result<(), crate::store::StoreError> {
+        // Sorted: concurrent writers (other instances) lock key rows in the same order.
+        let mut deltas: Vec<(String, f64)> =
+            self.deltas.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        deltas.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut releases: Vec<(String, i64)> = self
+            .releases
+            .iter()
+            .filter(|(_, micros)| **micros != 0)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        releases.sort_unstable();
+        let mut windows: Vec<(String, i64, i64)> = self
+            .windows
+            .iter()
+            .map(|((token_id, minute), tokens)| (token_id.clone(), *minute, *tokens))
+            .collect();
+        windows.sort_unstable();
+        let cluster = instance.map(|instance| Releases {
+            instance,
+            releases: &releases,
+            windows: &windows,
+        });
+        store
+            .record_spend_and_release(&deltas, &self.entries, now_ms(), cluster)
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -146,7 +274,7 @@ mod tests {
         let store = Store::connect(&format!("sqlite://{}/k.db", dir.display()))
             .await
             .unwrap();
-        let writer = SpendWriter::start(store.clone());
+        let writer = SpendWriter::start(store.clone(), None);
         let entries = 8 * BATCH;
         for i in 0..entries {
             writer.record(SpendEntry {

@@ -125,7 +125,7 @@ macro_rules! read_key {
 mod manage;
 mod spend;
 pub use manage::KeyColumn;
-pub use spend::SpendEntry;
+pub use spend::{Releases, SpendEntry};
 
 fn models_json(models: &[String]) -> String {
     serde_json::to_string(models).unwrap_or_else(|_| "[]".to_owned())

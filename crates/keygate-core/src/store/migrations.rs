@@ -144,6 +144,31 @@ const MIGRATIONS: &[Migration] = &[
     );
     CREATE INDEX keygate_leases_live ON keygate_leases (expires_at) WHERE revoked_at IS NULL;",
     },
+    Migration {
+        version: 4,
+        name: "cluster-wide limits",
+        // One SQLite file serves one instance: its limits stay in memory.
+        sqlite: "SELECT 1;",
+        postgres: "ALTER TABLE keygate_keys ADD COLUMN reserved BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE keygate_instances (
+        instance_id TEXT PRIMARY KEY,
+        started_at BIGINT NOT NULL,
+        heartbeat_at BIGINT NOT NULL
+    );
+    CREATE TABLE keygate_reservations (
+        instance_id TEXT NOT NULL,
+        token_id TEXT NOT NULL,
+        micros BIGINT NOT NULL,
+        PRIMARY KEY (instance_id, token_id)
+    );
+    CREATE TABLE keygate_rate_windows (
+        token_id TEXT NOT NULL,
+        minute BIGINT NOT NULL,
+        requests BIGINT NOT NULL DEFAULT 0,
+        tokens BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (token_id, minute)
+    );",
+    },
 ];
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS keygate_migrations (

@@ -181,3 +181,18 @@ pub fn postgres_url() -> Option<String> {
         ),
     }
 }
+
+/// `KEYGATE_TEST_REDIS_URL`, like [`postgres_url`].
+pub fn redis_url() -> Option<String> {
+    match std::env::var("KEYGATE_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("KEYGATE_TEST_SKIP_SERVICES").as_deref() == Ok("1") => {
+            eprintln!("skipped: KEYGATE_TEST_SKIP_SERVICES=1 and no KEYGATE_TEST_REDIS_URL");
+            None
+        }
+        _ => panic!(
+            "KEYGATE_TEST_REDIS_URL is not set (e.g. redis://127.0.0.1:6379); \
+             set KEYGATE_TEST_SKIP_SERVICES=1 to skip tests that need Redis"
+        ),
+    }
+}

@@ -60,6 +60,7 @@ pub async fn delete(
     state.keys_changed(&deleted).await;
     for token_id in &deleted {
         state.ledgers().forget(token_id);
+        state.limiter().forget(token_id).await;
     }
     if deleted.is_empty() {
         return Err(KeyApiError::NoKeysFound);

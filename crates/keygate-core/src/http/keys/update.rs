@@ -51,6 +51,7 @@ pub async fn update(
     }
     if columns.contains(&KeyColumn::Spend) {
         state.ledgers().set_spent(&token_id, key.spend);
+        state.limiter().spend_set(&token_id, key.spend).await;
     }
     tracing::info!(token_id = %token_id, "key updated");
     let fresh = store.get_key(&token_id).await?.unwrap_or(key);

@@ -29,6 +29,17 @@ pub struct SpendEntry {
 /// Spend-log rows per INSERT (8 parameters each, far under both databases' limits).
 const LOG_ROWS_PER_INSERT: usize = 200;
 
+/// Cluster-wide reservations given back in the same transaction as the spend (PostgreSQL).
+#[derive(Debug, Clone, Copy)]
+pub struct Releases<'a> {
+    /// The instance that holds them.
+    pub instance: &'a str,
+    /// (token id, micro-USD), sorted by token id.
+    pub releases: &'a [(String, i64)],
+    /// (token id, minute, tokens) settled into the per-minute windows, sorted.
+    pub windows: &'a [(String, i64, i64)],
+}
+
 impl Store {
     /// Adds settled spend to keys and appends the spend log, in one transaction.
     pub async fn record_spend(
@@ -36,6 +47,20 @@ impl Store {
         deltas: &[(String, f64)],
         entries: &[SpendEntry],
         now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.record_spend_and_release(deltas, entries, now_ms, None)
+            .await
+    }
+
+    /// Adds settled spend to keys (give `deltas` sorted by token id: concurrent writers lock
+    /// rows in that order), appends the spend log and then gives back `releases`, in one
+    /// transaction: the cluster never sees a reservation gone before its cost arrives.
+    pub async fn record_spend_and_release(
+        &self,
+        deltas: &[(String, f64)],
+        entries: &[SpendEntry],
+        now_ms: i64,
+        releases: Option<Releases<'_>>,
     ) -> Result<(), StoreError> {
         let add = "UPDATE keygate_keys SET spend = spend + ?, last_used_at = ? WHERE token_id = ?";
         on_store!(self, add, |pool, sql| {
@@ -65,6 +90,25 @@ impl Store {
                         .push_bind(e.created_at);
                 });
                 insert.build().execute(&mut *tx).await?;
+            }
+            // Only ever given on PostgreSQL (one SQLite file, one instance, local limits).
+            if let Some(cluster) = releases {
+                for (token_id, micros) in cluster.releases {
+                    sqlx::query(super::super::cluster::RELEASE)
+                        .bind(cluster.instance)
+                        .bind(token_id)
+                        .bind(*micros)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (token_id, minute, tokens) in cluster.windows {
+                    sqlx::query(super::super::cluster::ADD_TOKENS)
+                        .bind(token_id)
+                        .bind(*minute)
+                        .bind(*tokens)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             tx.commit().await?;
         });
