@@ -112,6 +112,18 @@ pub struct Limits {
     /// together admit N times a limit).
     #[serde(default)]
     pub scope: LimitScope,
+    /// With cluster-wide limits: an instance unheard of for this long (default 30s) is taken
+    /// for dead, and the budget it still reserved is charged to the keys (its requests may
+    /// have been served). Longer than any pause of a live instance's database connection.
+    #[serde(
+        default = "default_instance_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub instance_timeout: Duration,
+}
+
+fn default_instance_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// See [`Limits::scope`].
@@ -130,6 +142,7 @@ impl Default for Limits {
         Self {
             max_body_bytes: default_max_body_bytes(),
             scope: LimitScope::Auto,
+            instance_timeout: default_instance_timeout(),
         }
     }
 }

@@ -77,6 +77,9 @@ pub enum BuildError {
     /// `engine.mount` is not a plain path segment.
     #[error("engine.mount `{0}` must be letters, digits, `-` or `_`")]
     BadMount(String),
+    /// `limits.instance_timeout` would take live instances for dead.
+    #[error("limits.instance_timeout must be at least 3s (instances beat once a second)")]
+    InstanceTimeout,
     /// `redis_url` is not a Redis URL.
     #[error("redis_url: {0}")]
     RedisUrl(String),
@@ -125,6 +128,9 @@ impl LiveState {
         }
         if RESERVED_MOUNTS.contains(&mount.as_str()) {
             return Err(BuildError::ReservedMount(mount.clone()));
+        }
+        if config.limits.instance_timeout < std::time::Duration::from_secs(3) {
+            return Err(BuildError::InstanceTimeout);
         }
         if let Some(url) = &config.redis_url {
             // The error names what is wrong, never the URL (it may hold a password).

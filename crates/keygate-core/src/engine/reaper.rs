@@ -26,7 +26,9 @@ pub async fn run(state: AppState, stop: CancellationToken) {
             () = tokio::time::sleep(EVERY) => {}
         }
         let leader = leadership.check(state.store()).await;
-        state.limiter().tend(leader).await;
+        let silent = state.live().config.limits.instance_timeout;
+        let silent_ms = i64::try_from(silent.as_millis()).unwrap_or(i64::MAX);
+        state.limiter().tend(leader, silent_ms).await;
         if !leader {
             continue;
         }

@@ -29,9 +29,6 @@ use crate::store::{KeyRecord, Store};
 pub use self::postgres::PgLimiter;
 pub use self::redis::RedisLimiter;
 
-/// An instance unheard of for this long is taken for dead and its reservations are charged.
-pub const SILENT_AFTER_MS: i64 = 30_000;
-
 /// Where limits are counted.
 #[derive(Debug, Clone)]
 pub enum Limiter {
@@ -251,12 +248,13 @@ impl Limiter {
     }
 
     /// Periodic work, about once a second: tells the cluster this instance is alive and, when
-    /// `leader`, charges the reservations of silent instances and prunes old windows.
-    pub async fn tend(&self, leader: bool) {
+    /// `leader`, charges the reservations of instances silent for `silent_ms` and prunes old
+    /// windows.
+    pub async fn tend(&self, leader: bool, silent_ms: i64) {
         match self {
             Self::Local => {}
-            Self::Postgres(pg) => pg.tend(leader).await,
-            Self::Redis(redis) => redis.tend(leader).await,
+            Self::Postgres(pg) => pg.tend(leader, silent_ms).await,
+            Self::Redis(redis) => redis.tend(leader, silent_ms).await,
         }
     }
 

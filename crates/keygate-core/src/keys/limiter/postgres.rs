@@ -2,9 +2,10 @@
 //! reservation are each one statement (see `store::cluster`); the spend writer gives the
 //! reservation back in its next batch, after the request's spend.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::{now_minute, retry_after, AdmitError, SILENT_AFTER_MS};
+use super::{now_minute, retry_after, AdmitError};
 use crate::keys::limits::{Refusal, MICROS};
 use crate::keys::spend::{now_ms, SpendWriter};
 use crate::store::{KeyRecord, Store, StoreError};
@@ -15,6 +16,9 @@ pub struct PgLimiter {
     store: Store,
     instance: Arc<str>,
     writer: SpendWriter,
+    /// Whether this instance's row exists (a reservation must never exist without it, or no
+    /// reaper would find it after a crash).
+    joined: AtomicBool,
 }
 
 fn unavailable(err: &StoreError) -> AdmitError {
@@ -29,6 +33,7 @@ impl PgLimiter {
             store,
             instance,
             writer,
+            joined: AtomicBool::new(false),
         }
     }
 
@@ -65,6 +70,13 @@ impl PgLimiter {
         let Some(max_budget) = key.max_budget else {
             return Ok(());
         };
+        if !self.joined.load(Ordering::Acquire) {
+            store
+                .heartbeat(&self.instance, now_ms())
+                .await
+                .map_err(|err| unavailable(&err))?;
+            self.joined.store(true, Ordering::Release);
+        }
         let reserved = store
             .reserve_budget(&self.instance, &key.token_id, reserve)
             .await
@@ -83,12 +95,15 @@ impl PgLimiter {
     }
 
     /// Heartbeat; as leader, charges silent instances' reservations and prunes old windows.
-    pub(super) async fn tend(&self, leader: bool) {
+    pub(super) async fn tend(&self, leader: bool, silent_ms: i64) {
         let store = &self.store;
         let now = now_ms();
         match store.heartbeat(&self.instance, now).await {
             Ok(true) => {}
-            Ok(false) => tracing::info!(instance = %self.instance, "joined the cluster"),
+            Ok(false) => {
+                self.joined.store(true, Ordering::Release);
+                tracing::info!(instance = %self.instance, "joined the cluster");
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "cannot record this instance's heartbeat");
                 return;
@@ -97,7 +112,7 @@ impl PgLimiter {
         if !leader {
             return;
         }
-        let silent = match store.silent_instances(now - SILENT_AFTER_MS).await {
+        let silent = match store.silent_instances(now - silent_ms).await {
             Ok(silent) => silent,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot list the cluster's instances");

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{retry_after, AdmitError, SILENT_AFTER_MS};
+use super::{retry_after, AdmitError};
 use crate::keys::limits::{to_micros, Refusal, MICROS};
 use crate::keys::spend::{now_ms, SpendWriter};
 use crate::store::{KeyRecord, SpendEntry};
@@ -137,6 +137,9 @@ pub struct RedisLimiter {
     settle_rx: std::sync::Mutex<Option<mpsc::Receiver<Settle>>>,
     settler: std::sync::Mutex<Option<JoinHandle<()>>>,
     stop: CancellationToken,
+    /// Whether this instance is in `keygate:instances` (a reservation must never exist
+    /// without it, or no reaper would find it after a crash).
+    joined: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RedisLimiter {
@@ -171,6 +174,7 @@ impl RedisLimiter {
             settle_rx: std::sync::Mutex::new(Some(settle_rx)),
             settler: std::sync::Mutex::new(None),
             stop: CancellationToken::new(),
+            joined: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -207,6 +211,13 @@ impl RedisLimiter {
     pub(super) async fn admit(&self, key: &KeyRecord, reserve: i64) -> Result<(), AdmitError> {
         self.start_settler();
         let mut conn = self.connection().await?;
+        if !self.joined.load(std::sync::atomic::Ordering::Acquire) {
+            let joined: Result<(), RedisError> =
+                conn.hset(INSTANCES, &*self.instance, now_ms()).await;
+            joined.map_err(|err| unavailable(&err))?;
+            self.joined
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         let minute = super::now_minute();
         let cap = key.max_budget.map_or(-1, to_micros);
         let answer: (i64, i64) = self
@@ -310,7 +321,7 @@ impl RedisLimiter {
     }
 
     /// Heartbeat; as leader, charges silent instances' reservations.
-    pub(super) async fn tend(&self, leader: bool) {
+    pub(super) async fn tend(&self, leader: bool, silent_ms: i64) {
         let Ok(mut conn) = self.connection().await else {
             return;
         };
@@ -331,7 +342,7 @@ impl RedisLimiter {
             }
         };
         for (instance, heartbeat) in instances {
-            if heartbeat < now - SILENT_AFTER_MS {
+            if heartbeat < now - silent_ms {
                 self.reap(&mut conn, &instance).await;
             }
         }
