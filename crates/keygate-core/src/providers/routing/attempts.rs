@@ -63,7 +63,7 @@ impl<'a> Attempts<'a> {
         };
         if attempts.routed {
             let now = now_ms();
-            while attempts.group_is_cooling(now) && attempts.next_group() {}
+            attempts.skip_cooling(now);
             attempts.enter(now);
         }
         attempts
@@ -154,7 +154,7 @@ impl<'a> Attempts<'a> {
             return Err(error);
         }
         let now = now_ms();
-        while self.group_is_cooling(now) && self.next_group() {}
+        self.skip_cooling(now);
         self.enter(now);
         tracing::warn!(model, deployment = failed.label(), reason, fallback = %self.group.name, next = self.current().label(), "upstream failed; falling back");
         Ok(())
@@ -173,9 +173,14 @@ impl<'a> Attempts<'a> {
         true
     }
 
-    /// Whether every deployment of the group cools down and a later group could serve instead.
-    fn group_is_cooling(&self, now: u64) -> bool {
-        !self.rest.is_empty() && self.group.deployments.iter().all(|d| d.health.cooling(now))
+    /// Moves past groups whose deployments all cool down, as long as a later group is left.
+    fn skip_cooling(&mut self, now: u64) {
+        while !self.rest.is_empty() && self.group.deployments.iter().all(|d| d.health.cooling(now))
+        {
+            let cooling = self.group.name.as_str();
+            self.next_group();
+            tracing::warn!(model = cooling, fallback = %self.group.name, "every deployment is cooling down; falling back");
+        }
     }
 
     /// Picks the first deployment of the group just entered.
