@@ -17,7 +17,7 @@ use std::sync::Arc;
 use http::HeaderValue;
 
 use super::route::ModelRoute;
-use crate::config::{ModelConfig, RouterConfig};
+use crate::config::{Byok, ModelConfig, RouterConfig};
 
 pub use attempts::{retry_reason, Attempts};
 use health::Health;
@@ -55,6 +55,14 @@ pub enum RoutingError {
         index: usize,
         /// The entry's model name.
         model: String,
+    },
+    /// A fallback needs the caller's own key, which a fallback never gets.
+    #[error("models[{index}].fallbacks: `{fallback}` has `byok: require` and cannot serve as a fallback (a caller's own key is only sent to the model it names)")]
+    FallbackRequiresByok {
+        /// Position of the entry in `models:`.
+        index: usize,
+        /// The fallback's name.
+        fallback: String,
     },
     /// A group has more deployments than [`MAX_DEPLOYMENTS`].
     #[error("model `{0}` has more than 64 deployments")]
@@ -145,6 +153,12 @@ impl Routing {
                         fallback: name.clone(),
                     });
                 };
+                if groups[f].primary().byok == Byok::Require {
+                    return Err(RoutingError::FallbackRequiresByok {
+                        index,
+                        fallback: name.clone(),
+                    });
+                }
                 if f == g {
                     return Err(RoutingError::SelfFallback {
                         index,

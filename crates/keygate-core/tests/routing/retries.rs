@@ -121,3 +121,34 @@ async fn retries_are_bounded_and_the_last_error_is_answered() {
     assert_eq!(s.hits("down-a:error=503") + s.hits("down-b:error=502"), 4);
     assert!(s.hits("down-a:error=503") >= 1 && s.hits("down-b:error=502") >= 1);
 }
+
+#[tokio::test]
+async fn embeddings_pass_over_a_deployment_that_cannot_embed() {
+    let models = anthropic("emb", "claude-emb", &format!(", weight: {FIRST}"))
+        + &openai("emb", "text-embedding-3-small", "");
+    let s = setup("", &models).await;
+    let response = s
+        .client
+        .post(format!("{}/v1/embeddings", s.gateway.url))
+        .bearer_auth(crate::common::ADMIN)
+        .json(&serde_json::json!({"model": "emb", "input": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(routed(&response), ("emb#1".into(), "1".into(), "0".into()));
+    // Passed over, not failing: it is never put in cooldown however often this happens.
+    for _ in 0..4 {
+        let response = s
+            .client
+            .post(format!("{}/v1/embeddings", s.gateway.url))
+            .bearer_auth(crate::common::ADMIN)
+            .json(&serde_json::json!({"model": "emb", "input": "hello"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(routed(&response).1, "1");
+    }
+    assert!(!s.metrics().await.contains("deployment=\"emb#0\""));
+    assert_eq!(s.hits("claude-emb"), 0);
+}

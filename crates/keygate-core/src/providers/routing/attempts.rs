@@ -110,9 +110,13 @@ impl<'a> Attempts<'a> {
         let now = now_ms();
         let failed = self.current();
         let model = self.group.name.as_str();
-        if failed
-            .health
-            .failed(now, policy.allowed_fails, policy.cooldown)
+        // A deployment that cannot do what was asked (embeddings on an Anthropic deployment of
+        // a mixed group) is passed over, but it is not failing.
+        let counts = reason != UNSUPPORTED;
+        if counts
+            && failed
+                .health
+                .failed(now, policy.allowed_fails, policy.cooldown)
         {
             telemetry::record_cooldown(model, failed.label());
             tracing::warn!(
@@ -261,15 +265,19 @@ fn retry_after(error: &GatewayError) -> Option<Duration> {
     Some(Duration::from_secs(seconds))
 }
 
+/// The retry reason of a deployment that cannot do the operation at all.
+const UNSUPPORTED: &str = "unsupported";
+
 /// Why `error` may be retried elsewhere (a metric label), or `None` when it is answered at once:
-/// connection failures, timeouts before the response head, a key that does not resolve, and
-/// 429, 500, 502, 503, 504 and Anthropic's 529. Other statuses are the request's fault and
+/// connection failures, timeouts before the response head, a key that does not resolve, an
+/// operation the deployment does not offer, and 429, 500, 502, 503, 504 and Anthropic's 529. Other statuses are the request's fault and
 /// would fail anywhere; a 401 is already handled by the rotation of a deployment's keys.
 pub fn retry_reason(error: &GatewayError) -> Option<&'static str> {
     match error {
         GatewayError::UpstreamTimeout(_) => Some("timeout"),
         GatewayError::UpstreamUnavailable { .. } => Some("connection"),
         GatewayError::NoCredential { .. } => Some("no_credential"),
+        GatewayError::UnsupportedOperation { .. } => Some(UNSUPPORTED),
         GatewayError::Upstream { status, .. } => match *status {
             StatusCode::TOO_MANY_REQUESTS => Some("429"),
             StatusCode::INTERNAL_SERVER_ERROR => Some("500"),

@@ -85,6 +85,16 @@ fn bad_fallbacks_and_byok_mismatch_are_refused_with_their_entry() {
         err.contains("models[0].fallbacks") && err.contains("itself"),
         "{err}"
     );
+    let yaml = format!(
+        "models:\n{}{}",
+        entry("a", ", fallbacks: [b]"),
+        entry("b", ", byok: require")
+    );
+    let err = routing(&yaml).unwrap_err().to_string();
+    assert!(
+        err.contains("models[0].fallbacks") && err.contains("byok: require"),
+        "{err}"
+    );
     let yaml = format!("models:\n{}{}", entry("a", ""), entry("a", ", byok: allow"));
     let err = routing(&yaml).unwrap_err().to_string();
     assert!(err.contains("models[1].byok"), "{err}");
