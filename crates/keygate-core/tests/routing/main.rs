@@ -157,4 +157,17 @@ async fn traffic_is_split_by_weight() {
     assert_eq!(a + b, total);
     // Expected 150 of 200 (standard deviation ~6): far outside this range is a broken split.
     assert!((120..=180).contains(&a), "dep-a got {a}, dep-b {b}");
+    // Listed once, however many deployments.
+    let models: Value = s
+        .client
+        .get(format!("{}/v1/models", s.gateway.url))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"].as_array().unwrap().len(), 1, "{models}");
+    assert_eq!(models["data"][0]["id"], "w");
 }
