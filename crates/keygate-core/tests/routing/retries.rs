@@ -116,10 +116,31 @@ async fn retries_are_bounded_and_the_last_error_is_answered() {
     // Two failing deployments, num_retries 3: four attempts, the last two after a backoff.
     let models = openai("down", "down-a:error=503", "") + &openai("down", "down-b:error=502", "");
     let s = setup("{ num_retries: 3, retry_backoff: 50ms }", &models).await;
+    let started = Instant::now();
     let response = s.chat("down", false).await;
     assert!([502, 503].contains(&response.status().as_u16()));
     assert_eq!(s.hits("down-a:error=503") + s.hits("down-b:error=502"), 4);
     assert!(s.hits("down-a:error=503") >= 1 && s.hits("down-b:error=502") >= 1);
+    // Two waits: 25-50ms, then 50-100ms.
+    assert!(started.elapsed() >= Duration::from_millis(75));
+}
+
+#[tokio::test]
+async fn a_retry_of_a_deployment_already_tried_honours_retry_after() {
+    // Both answer 429 with `retry-after: 1`: the second attempt goes to the other at once,
+    // the third waits the second the upstream asked for.
+    let models = openai("busy", "busy-a:error=429", "") + &openai("busy", "busy-b:error=429", "");
+    let s = setup("{ retry_backoff: 1ms }", &models).await;
+    let started = Instant::now();
+    let response = s.chat("busy", false).await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(s.hits("busy-a:error=429") + s.hits("busy-b:error=429"), 3);
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(4),
+        "{elapsed:?}"
+    );
 }
 
 #[tokio::test]
