@@ -26,9 +26,9 @@ use upstream::Prepared;
 /// Which deployment served (`{name}#{n}`), on answers of models with several deployments or
 /// fallbacks.
 const DEPLOYMENT: HeaderName = HeaderName::from_static("x-keygate-deployment");
-/// Retries made within model groups before the answer.
+/// Retries made within model groups before the answer (sent on errors too).
 const RETRIES: HeaderName = HeaderName::from_static("x-keygate-attempted-retries");
-/// Fallback models moved to before the answer.
+/// Fallback models moved to before the answer (sent on errors too).
 const FALLBACKS: HeaderName = HeaderName::from_static("x-keygate-attempted-fallbacks");
 
 /// `POST /v1/chat/completions`.
@@ -156,12 +156,25 @@ async fn infer(
     let mut attempts = Attempts::start(&live.routing, group, byok.is_none());
     let byok = byok.as_ref().map(|key| &key.0);
     let result = serve_routed(&request, &mut attempts, byok, &mut meter, labels).await;
-    if let Err(error) = &result {
-        if let Some(meter) = meter.0.take() {
-            meter.finish(None, error.status_code().as_u16());
-        }
+    let Err(error) = result else {
+        return result;
+    };
+    if let Some(meter) = meter.0.take() {
+        meter.finish(None, error.status_code().as_u16());
     }
-    result
+    if !attempts.is_routed() {
+        return Err(error);
+    }
+    // What was tried is worth knowing on a failure too.
+    let mut response = error.in_dialect(endpoint.dialect()).into_response();
+    attempted(response.headers_mut(), &attempts);
+    Ok(response)
+}
+
+/// The `x-keygate-attempted-*` headers.
+fn attempted(headers: &mut HeaderMap, attempts: &Attempts<'_>) {
+    headers.insert(RETRIES, HeaderValue::from(attempts.retries()));
+    headers.insert(FALLBACKS, HeaderValue::from(attempts.fallbacks()));
 }
 
 /// A meter not yet handed to a relay; settled as failed if the request ends in an error.
@@ -202,8 +215,7 @@ async fn serve_routed(
         if attempts.is_routed() {
             let headers = response.headers_mut();
             headers.insert(DEPLOYMENT, deployment.id.clone());
-            headers.insert(RETRIES, HeaderValue::from(attempts.retries()));
-            headers.insert(FALLBACKS, HeaderValue::from(attempts.fallbacks()));
+            attempted(headers, attempts);
         }
         return Ok(response);
     }

@@ -76,8 +76,9 @@ async fn a_fallback_cycle_ends_after_visiting_each_model_once() {
     let response = tokio::time::timeout(Duration::from_secs(10), s.chat("a", false))
         .await
         .expect("the cycle did not end");
-    // The last error is answered.
+    // The last error is answered, saying what was tried.
     assert_eq!(response.status(), 502);
+    assert_eq!(routed(&response), ("-".into(), "0".into(), "1".into()));
     assert_eq!(
         (s.hits("cyc-a:error=503"), s.hits("cyc-b:error=502")),
         (1, 1)

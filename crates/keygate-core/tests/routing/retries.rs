@@ -136,6 +136,7 @@ async fn a_retry_of_a_deployment_already_tried_honours_retry_after() {
     let elapsed = started.elapsed();
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(routed(&response), ("-".into(), "2".into(), "0".into()));
     assert_eq!(s.hits("busy-a:error=429") + s.hits("busy-b:error=429"), 3);
     assert!(
         elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(4),
