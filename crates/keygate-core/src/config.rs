@@ -2,11 +2,12 @@
 //!
 //! Loading is strict: unknown fields are rejected and every error names the path of the bad
 //! field (`models[1].byok: unknown variant ...`). Semantic checks that need more than one field
-//! (unknown provider, duplicate model) happen when the live state is built from it.
+//! (unknown provider, unknown fallback) happen when the live state is built from it.
 
 pub mod duration;
 pub mod interpolate;
 mod model;
+mod router;
 mod secrets;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use serde::Deserialize;
 
 pub use interpolate::{Env, ProcessEnv};
 pub use model::{Byok, CredentialSpec, ModelCapture, ModelConfig, Price};
+pub use router::{RouterConfig, MAX_RETRY_WAIT};
 pub use secrets::{
     AwsSourceConfig, AzureSourceConfig, CacheConfig, DotenvSourceConfig, EnvSourceConfig,
     ExecSourceConfig, SecretsConfig, SourceConfig, VaultAuth, VaultSourceConfig,
@@ -58,9 +60,12 @@ pub struct Config {
     /// Where upstream provider keys come from.
     #[serde(default)]
     pub secrets: SecretsConfig,
-    /// The models clients may call, each routed to one upstream.
+    /// The models clients may call; entries sharing a name are deployments of one group.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// Retries, backoff and cooldown across deployments and fallbacks.
+    #[serde(default)]
+    pub router: RouterConfig,
     /// The Vault-compatible secrets engine that leases virtual keys.
     #[serde(default)]
     pub engine: EngineConfig,
@@ -207,6 +212,7 @@ impl Default for Config {
             shutdown_grace: default_shutdown_grace(),
             secrets: SecretsConfig::default(),
             models: Vec::new(),
+            router: RouterConfig::default(),
             engine: EngineConfig::default(),
             capture: None,
             plugin_dir: None,

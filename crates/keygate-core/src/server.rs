@@ -59,7 +59,7 @@ pub async fn reload(
     };
     let live = LiveState::build(config, &ctx)?;
     live.warm_secrets().await;
-    let models = live.model_list.len();
+    let models = live.routing.groups().len();
     state.swap(live);
     tracing::info!(models, "configuration reloaded");
     Ok(())

@@ -18,7 +18,7 @@ use crate::keys::limiter::{self, Limiter};
 use crate::keys::limits::Ledgers;
 use crate::keys::spend::SpendWriter;
 use crate::plugins::Plugins;
-use crate::providers::{ModelRoute, RouteError};
+use crate::providers::{ModelRoute, RouteError, Routing, RoutingError};
 use crate::secrets::{self, SecretSource, Secrets, SourceBuildError, SourceContext};
 use crate::store::Store;
 
@@ -44,9 +44,9 @@ pub enum BuildError {
     /// A model entry is invalid.
     #[error(transparent)]
     Route(#[from] RouteError),
-    /// Two models share a name.
-    #[error("model `{0}` is defined twice")]
-    DuplicateModel(String),
+    /// The model groups cannot be formed (unknown fallback, ...).
+    #[error(transparent)]
+    Routing(#[from] RoutingError),
     /// `engine.mount` collides with another route.
     #[error(
         "engine.mount `{0}` is reserved (it collides with keygate's own routes); choose another"
@@ -88,10 +88,13 @@ pub enum BuildError {
 /// What one config load produces; swapped whole on reload.
 #[derive(Debug)]
 pub struct LiveState {
-    /// Models by client-facing name.
+    /// Models by client-facing name: the first deployment (entry) of each.
     pub models: HashMap<String, Arc<ModelRoute>>,
-    /// Models in config order, for listings.
+    /// Every entry of `models:` in config order (several per name when a model has several
+    /// deployments).
     pub model_list: Vec<Arc<ModelRoute>>,
+    /// Model groups: deployments, weights, health and fallbacks; what requests are routed by.
+    pub routing: Routing,
     /// Request limits.
     pub limits: Limits,
     /// The config this state was built from.
@@ -175,11 +178,12 @@ impl LiveState {
             let sample = capture_sample(config.capture.as_ref(), model)?;
             let backend = plugins.build_backend(model, &client)?;
             let route = Arc::new(ModelRoute::build(model, &secrets, backend, sample)?);
-            if models.insert(route.name.clone(), route.clone()).is_some() {
-                return Err(BuildError::DuplicateModel(route.name.clone()));
-            }
+            models
+                .entry(route.name.clone())
+                .or_insert_with(|| route.clone());
             model_list.push(route);
         }
+        let routing = Routing::build(&config.models, &model_list, &config.router)?;
         if let Some(sink) = &capture {
             sink.know(&secrets, config.admin_key.as_deref());
         }
@@ -192,6 +196,7 @@ impl LiveState {
         Ok(Self {
             models,
             model_list,
+            routing,
             limits: config.limits.clone(),
             config: Arc::new(config),
             secrets,

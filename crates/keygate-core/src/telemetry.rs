@@ -12,6 +12,12 @@ pub const REQUESTS: &str = "keygate_requests_total";
 pub const LATENCY: &str = "keygate_request_duration_seconds";
 /// Upstream answers, by model, provider and status.
 pub const UPSTREAM: &str = "keygate_upstream_responses_total";
+/// Retries to another (or the same) deployment of a model group, by model and reason.
+pub const RETRIES: &str = "keygate_upstream_retries_total";
+/// Moves from a model group to one of its fallbacks, by model and fallback.
+pub const FALLBACKS: &str = "keygate_fallbacks_total";
+/// Deployments put into cooldown, by model and deployment (`{name}#{n}`).
+pub const COOLDOWNS: &str = "keygate_deployment_cooldowns_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -141,4 +147,21 @@ fn status_label(status: u16) -> &'static str {
         s if s < 500 => "4xx",
         _ => "5xx",
     }
+}
+
+/// Records a retry within `model`'s group, for `reason` (`timeout`, `connection`, `503`, ...).
+pub fn record_retry(model: &str, reason: &'static str) {
+    metrics::counter!(RETRIES, "model" => model.to_owned(), "reason" => reason).increment(1);
+}
+
+/// Records a move from `model` to its fallback `fallback`.
+pub fn record_fallback(model: &str, fallback: &str) {
+    metrics::counter!(FALLBACKS, "model" => model.to_owned(), "fallback" => fallback.to_owned())
+        .increment(1);
+}
+
+/// Records that `deployment` of `model` started a cooldown.
+pub fn record_cooldown(model: &str, deployment: &str) {
+    metrics::counter!(COOLDOWNS, "model" => model.to_owned(), "deployment" => deployment.to_owned())
+        .increment(1);
 }

@@ -70,6 +70,8 @@ impl Dev {
                 byok: Byok::Allow,
                 price: None,
                 timeout: None,
+                weight: 1.0,
+                fallbacks: Vec::new(),
                 headers: Default::default(),
                 options: Default::default(),
                 capture: None,

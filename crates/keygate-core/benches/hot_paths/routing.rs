@@ -1,10 +1,12 @@
 //! `routing`: the first look at a request body (`model`, `stream`, `max_tokens`) and the model's
-//! route in the live state, as the inference handler does before anything is sent upstream.
+//! group in the live state, and the start of its attempts (one deployment, no fallbacks: no
+//! state read or written), as the inference handler does before anything is sent upstream.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput};
 use keygate_core::http::body;
+use keygate_core::providers::Attempts;
 use serde_json::json;
 
 use crate::fixtures::{Gateway, MODEL};
@@ -31,14 +33,21 @@ pub fn bench(c: &mut Criterion, gw: &Gateway) {
             b.iter(|| {
                 let peek = body::peek(black_box(bytes)).expect("valid body");
                 let model = body::required_model(&peek).expect("model");
-                let route = gw.live.models.get(model).expect("configured");
-                (route.clone(), peek.stream, peek.max_tokens)
+                let group = gw.live.routing.group(model).expect("configured");
+                (group.primary().clone(), peek.stream, peek.max_tokens)
             })
         });
     }
     g.throughput(Throughput::Elements(1));
     g.bench_function("model_lookup", |b| {
         b.iter(|| gw.live.models.get(black_box(MODEL)).map(|r| r.timeout))
+    });
+    g.bench_function("group_lookup_and_attempts", |b| {
+        b.iter(|| {
+            let group = gw.live.routing.group(black_box(MODEL)).expect("configured");
+            let attempts = Attempts::start(&gw.live.routing, group, true);
+            attempts.current().route.timeout
+        })
     });
     g.finish();
 }

@@ -1,17 +1,21 @@
 //! One entry of `models:`: the name clients use and the upstream it routes to.
+//!
+//! Several entries with the same `name` are the deployments of one model group (LiteLLM's
+//! `model_list` convention): each request picks one by `weight`, and fails over to the others
+//! and then to the group's `fallbacks` (see [`super::RouterConfig`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::duration;
+use super::{duration, router};
 
 /// A model clients can call.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// What clients send as `"model"`.
+    /// What clients send as `"model"`. Entries sharing a name are deployments of one group.
     pub name: String,
     /// Which backend serves it: `openai`, `openai_compatible`, `azure_openai`, `anthropic`.
     pub provider: String,
@@ -33,7 +37,8 @@ pub struct ModelConfig {
     /// Price per million tokens, for budgets.
     #[serde(default)]
     pub price: Option<Price>,
-    /// Longest an upstream call may take (a stream: until its response headers arrive).
+    /// Longest an upstream call to this deployment may take (a stream: until its response
+    /// headers arrive); past it the call counts as failed and may be retried elsewhere.
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub timeout: Option<Duration>,
     /// Extra headers sent upstream with every request of this model.
@@ -42,6 +47,19 @@ pub struct ModelConfig {
     /// Settings for a plugin backend, passed to its factory as they are.
     #[serde(default)]
     pub options: serde_json::Value,
+    /// Share of the group's traffic this deployment gets, relative to the other deployments of
+    /// the same `name` (default 1; must be greater than 0).
+    #[serde(
+        default = "default_weight",
+        deserialize_with = "router::positive_weight"
+    )]
+    pub weight: f64,
+    /// Models tried in order once every deployment of this group has failed (retryable
+    /// failures only). Each must name a configured model; they are the operator's routing
+    /// choice, so a virtual key scoped to this model may be served by them. Given on several
+    /// deployments of a group, the lists are joined in config order.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
     /// Traffic capture for this model (when `capture:` is configured): on/off and sampling.
     #[serde(default)]
     pub capture: Option<ModelCapture>,
@@ -61,6 +79,10 @@ pub struct ModelCapture {
 
 fn default_true() -> bool {
     true
+}
+
+fn default_weight() -> f64 {
+    1.0
 }
 
 /// One credential reference or several (several keys rotate).

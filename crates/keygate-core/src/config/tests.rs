@@ -119,3 +119,56 @@ fn a_type_error_never_echoes_a_value_read_from_the_environment() {
         "{err}"
     );
 }
+
+#[test]
+fn router_section_defaults_and_values() {
+    let config = parse("models: []\n").unwrap();
+    assert_eq!(config.router, RouterConfig::default());
+    assert_eq!(config.router.num_retries, 2);
+    assert_eq!(config.router.retry_backoff, Duration::from_millis(100));
+    assert_eq!(config.router.allowed_fails, 3);
+    assert_eq!(config.router.cooldown, Duration::from_secs(30));
+    let config = parse(
+        "router: { num_retries: 4, retry_backoff: 250ms, allowed_fails: 1, cooldown: 2m }\n\
+         models:\n  - { name: a, provider: openai, weight: 2.5, fallbacks: [b] }\n  \
+         - { name: b, provider: openai }\n",
+    )
+    .unwrap();
+    assert_eq!(config.router.num_retries, 4);
+    assert_eq!(config.router.retry_backoff, Duration::from_millis(250));
+    assert_eq!(config.router.allowed_fails, 1);
+    assert_eq!(config.router.cooldown, Duration::from_secs(120));
+    assert_eq!(config.models[0].weight, 2.5);
+    assert_eq!(config.models[0].fallbacks, ["b"]);
+    assert_eq!(config.models[1].weight, 1.0);
+}
+
+#[test]
+fn bad_router_and_weight_values_name_their_field() {
+    for (yaml, field) in [
+        (
+            "models:\n  - { name: a, provider: openai, weight: 0 }\n",
+            "models[0].weight",
+        ),
+        (
+            "models:\n  - { name: a, provider: openai, weight: -2 }\n",
+            "models[0].weight",
+        ),
+        (
+            "models:\n  - { name: a, provider: openai, weight: .nan }\n",
+            "models[0].weight",
+        ),
+        ("router: { cooldown: 5x }\n", "router.cooldown"),
+        ("router: { retry_backoff: soon }\n", "router.retry_backoff"),
+        ("router: { allowed_fails: 0 }\n", "router.allowed_fails"),
+        ("router: { num_retries: -1 }\n", "router.num_retries"),
+        ("router: { retries: 1 }\n", "router"),
+    ] {
+        let text = parse(yaml).unwrap_err().to_string();
+        assert!(text.contains(field), "{yaml}: {text}");
+    }
+    let text = parse("models:\n  - { name: a, provider: openai, weight: 0 }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("greater than 0"), "{text}");
+}

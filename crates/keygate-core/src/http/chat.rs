@@ -1,23 +1,35 @@
 //! `POST /v1/chat/completions` (OpenAI dialect) and the request path shared with
-//! `/v1/messages`: authenticate, read, route, send, relay — translating when the caller's
-//! dialect differs from the upstream's.
+//! `/v1/messages` and `/v1/embeddings`: authenticate, read, admit, route, send, relay —
+//! translating when the caller's dialect differs from the upstream's, and moving to another
+//! deployment or a fallback model when an upstream fails before answering (see
+//! [`crate::providers::routing`]).
+
+mod upstream;
 
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use http::HeaderMap;
-use serde_json::Value;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use secrecy::SecretString;
 
 use super::body;
 use crate::auth::{self, Caller};
 use crate::error::{Dialect, GatewayError};
 use crate::keys::meter::{self, Ask, Meter};
-use crate::providers::{self, translate, Call, ModelRoute, Op, UsageTap, Wire};
+use crate::providers::{Attempts, ModelRoute};
 use crate::state::AppState;
 use crate::telemetry;
+use upstream::Prepared;
+
+/// Which deployment served (`{name}#{n}`), on answers of models with several deployments or
+/// fallbacks.
+const DEPLOYMENT: HeaderName = HeaderName::from_static("x-keygate-deployment");
+/// Retries made within model groups before the answer (sent on errors too).
+const RETRIES: HeaderName = HeaderName::from_static("x-keygate-attempted-retries");
+/// Fallback models moved to before the answer (sent on errors too).
+const FALLBACKS: HeaderName = HeaderName::from_static("x-keygate-attempted-fallbacks");
 
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
@@ -110,13 +122,17 @@ async fn infer(
     let bytes = body::read_json(headers, body, live.limits.max_body_bytes).await?;
     let peek = body::peek(&bytes)?;
     let model = body::required_model(&peek)?;
-    let route = live
-        .models
-        .get(model)
+    let group = live
+        .routing
+        .group(model)
         .ok_or_else(|| GatewayError::UnknownModel(model.to_owned()))?;
+    let route = group.primary();
     labels.route = Some(route.clone());
     let stream = endpoint != Endpoint::Embeddings && peek.stream.unwrap_or(false);
     let byok = auth::byok_key(headers, route)?;
+    // The key's scope is checked against the model the caller asked for. The other
+    // deployments and the fallback models that may end up serving it are the operator's
+    // routing choice: they are allowed whatever the key's scope (and charged at their price).
     let meter = match &who {
         Caller::Admin => None,
         Caller::Virtual(key) => {
@@ -130,162 +146,77 @@ async fn infer(
     };
     let mut meter = MeterSlot(meter);
     let request = Prepared {
-        route,
+        headers,
         endpoint,
         model,
         bytes: &bytes,
         stream,
     };
-    let result = send_and_relay(headers, &request, byok, &mut meter).await;
-    if let Err(error) = &result {
-        if let Some(meter) = meter.0.take() {
-            meter.finish(None, error.status_code().as_u16());
-        }
+    // A caller's own key belongs to the model it named: no fallback to other models then.
+    let mut attempts = Attempts::start(&live.routing, group, byok.is_none());
+    let byok = byok.as_ref().map(|key| &key.0);
+    let result = serve_routed(&request, &mut attempts, byok, &mut meter, labels).await;
+    let Err(error) = result else {
+        return result;
+    };
+    if let Some(meter) = meter.0.take() {
+        meter.finish(None, error.status_code().as_u16());
     }
-    result
+    if !attempts.is_routed() {
+        return Err(error);
+    }
+    // What was tried is worth knowing on a failure too.
+    let mut response = error.in_dialect(endpoint.dialect()).into_response();
+    attempted(response.headers_mut(), &attempts);
+    Ok(response)
+}
+
+/// The `x-keygate-attempted-*` headers.
+fn attempted(headers: &mut HeaderMap, attempts: &Attempts<'_>) {
+    headers.insert(RETRIES, HeaderValue::from(attempts.retries()));
+    headers.insert(FALLBACKS, HeaderValue::from(attempts.fallbacks()));
 }
 
 /// A meter not yet handed to a relay; settled as failed if the request ends in an error.
 struct MeterSlot(Option<Meter>);
 
-/// A request read, authenticated and routed.
-struct Prepared<'a> {
-    route: &'a ModelRoute,
-    endpoint: Endpoint,
-    /// The model as the caller named it.
-    model: &'a str,
-    bytes: &'a Bytes,
-    stream: bool,
-}
-
-/// Sends the request upstream (translating when the dialects differ) and relays the answer.
-async fn send_and_relay(
-    headers: &HeaderMap,
+/// Sends to the deployment `attempts` picks, and to the next ones while the failures are
+/// retryable, then relays the first successful answer. Nothing reaches the caller before an
+/// upstream has answered with a success, so a retry is never seen; once relaying has started,
+/// a failure ends the response and is not retried.
+async fn serve_routed(
     request: &Prepared<'_>,
-    byok: Option<auth::ByokKey>,
+    attempts: &mut Attempts<'_>,
+    byok: Option<&SecretString>,
     meter: &mut MeterSlot,
+    labels: &mut Labels,
 ) -> Result<Response, GatewayError> {
-    let Prepared {
-        route,
-        endpoint,
-        model,
-        bytes,
-        stream,
-    } = *request;
-    let caller = endpoint.dialect();
-    let wire = route.wire;
-    let forward = forwarded_headers(headers, caller, wire);
-    let same_dialect = matches!(
-        (caller, wire),
-        (Dialect::OpenAi, Wire::OpenAi) | (Dialect::Anthropic, Wire::Anthropic)
-    );
-    if endpoint == Endpoint::Embeddings && wire != Wire::OpenAi {
-        return Err(GatewayError::UnsupportedOperation {
-            model: route.name.clone(),
-            operation: "embeddings",
-        });
-    }
-    // A metered OpenAI stream needs the upstream's usage chunk; the caller gets it only if it
-    // asked for it.
-    let mut strip_usage_chunk = false;
-    let (op, upstream_body, tree) = if same_dialect {
-        let wants_usage = meter.0.is_some() && stream && wire == Wire::OpenAi;
-        let body = if route.upstream_model == model && !wants_usage {
-            bytes.clone()
-        } else {
-            let mut tree = body::parse_tree(bytes)?;
-            tree["model"] = Value::String(route.upstream_model.clone());
-            if wants_usage {
-                let asked = tree
-                    .pointer("/stream_options/include_usage")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                if !asked {
-                    strip_usage_chunk = true;
-                    match tree
-                        .get_mut("stream_options")
-                        .and_then(Value::as_object_mut)
-                    {
-                        Some(options) => {
-                            options.insert("include_usage".into(), Value::Bool(true));
-                        }
-                        None => {
-                            tree["stream_options"] = serde_json::json!({"include_usage": true});
-                        }
-                    }
-                }
-            }
-            Bytes::from(tree.to_string())
-        };
-        let op = match endpoint {
-            Endpoint::Chat | Endpoint::Messages => Op::Chat,
-            Endpoint::Embeddings => Op::Embeddings,
-        };
-        (op, body, None)
-    } else {
-        let tree = body::parse_tree(bytes)?;
-        let translated = match caller {
-            Dialect::OpenAi => {
-                translate::openai_to_anthropic_request(&tree, &route.upstream_model)?
-            }
-            Dialect::Anthropic => {
-                translate::anthropic_to_openai_request(&tree, &route.upstream_model)?
+    loop {
+        let deployment = attempts.current();
+        let route = &deployment.route;
+        if attempts.is_routed() {
+            labels.route = Some(route.clone());
+        }
+        let sent = match upstream::send(request, route, byok, meter.0.is_some()).await {
+            Ok(sent) => sent,
+            Err(error) => {
+                attempts.retry(error).await?;
+                continue;
             }
         };
-        (Op::Chat, Bytes::from(translated.to_string()), Some(tree))
-    };
-    let call = Call {
-        route,
-        op,
-        body: upstream_body,
-        stream,
-        forward: &forward,
-        caller,
-    };
-    let byok = byok.as_ref().map(|key| &key.0);
-    let response = providers::send_with_keys(call, byok).await?;
-    let model = route.name.as_str();
-    let meter = meter.0.take();
-    match (tree, stream) {
-        (None, true) => {
-            let tap = meter.map(|meter| UsageTap::new(wire, meter, strip_usage_chunk));
-            Ok(providers::relay_sse(response, caller, tap))
-        }
-        (None, false) => providers::relay_json(response, model, None, wire, meter).await,
-        (Some(tree), true) => Ok(match caller {
-            Dialect::OpenAi => {
-                let include_usage = tree
-                    .pointer("/stream_options/include_usage")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                let translator = translate::AnthropicToOpenAiStream::new(model, include_usage);
-                providers::relay_translated(response, translator, caller, meter)
+        attempts.succeeded();
+        let mut meter = meter.0.take();
+        if attempts.is_routed() {
+            if let Some(meter) = &mut meter {
+                meter.set_price(route.effective_price);
             }
-            Dialect::Anthropic => {
-                let translator = translate::OpenAiToAnthropicStream::new(model);
-                providers::relay_translated(response, translator, caller, meter)
-            }
-        }),
-        (Some(_), false) => {
-            let map = |value: &Value| match caller {
-                Dialect::OpenAi => translate::anthropic_to_openai_response(value, model),
-                Dialect::Anthropic => translate::openai_to_anthropic_response(value, model),
-            };
-            providers::relay_json(response, model, Some(&map), wire, meter).await
         }
+        let mut response = upstream::relay(sent, request, route, meter).await?;
+        if attempts.is_routed() {
+            let headers = response.headers_mut();
+            headers.insert(DEPLOYMENT, deployment.id.clone());
+            attempted(headers, attempts);
+        }
+        return Ok(response);
     }
-}
-
-/// Caller headers that the upstream should see: Anthropic's version and beta flags, when an
-/// Anthropic caller talks to an Anthropic upstream.
-fn forwarded_headers(headers: &HeaderMap, caller: Dialect, wire: Wire) -> HeaderMap {
-    let mut forward = HeaderMap::new();
-    if caller == Dialect::Anthropic && wire == Wire::Anthropic {
-        for name in ["anthropic-version", "anthropic-beta"] {
-            if let Some(value) = headers.get(name) {
-                forward.insert(name, value.clone());
-            }
-        }
-    }
-    forward
 }

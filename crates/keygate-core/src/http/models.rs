@@ -29,9 +29,12 @@ pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> R
         Err(error) => return error.in_dialect(dialect).into_response(),
     };
     let created = started_at();
+    // One entry per model name, however many deployments it has.
     let data: Vec<Value> = live
-        .model_list
+        .routing
+        .groups()
         .iter()
+        .map(|group| group.primary())
         .filter(|route| match &caller {
             Caller::Admin => true,
             Caller::Virtual(key) => allows_model(key, &route.name),

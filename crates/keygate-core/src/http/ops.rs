@@ -27,7 +27,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     let body = json!({
         "status": if status == StatusCode::OK { "ok" } else { "unavailable" },
         "store": { "kind": state.store().kind(), "status": store_status },
-        "models": live.model_list.len(),
+        "models": live.routing.groups().len(),
     });
     (status, axum::Json(body)).into_response()
 }

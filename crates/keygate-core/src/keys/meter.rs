@@ -181,6 +181,13 @@ pub struct Meter {
 }
 
 impl Meter {
+    /// Charges at `price` instead of the admitted model's: the price of the deployment that
+    /// actually serves (another deployment or a fallback model may be priced differently). The
+    /// reservation made at admission stays as it was.
+    pub fn set_price(&mut self, price: Option<Price>) {
+        self.price = price;
+    }
+
     /// Settles with the usage the upstream reported (`None`: unknown) and the status answered.
     pub fn finish(mut self, usage: Option<Usage>, status: u16) {
         self.settle(usage, status);

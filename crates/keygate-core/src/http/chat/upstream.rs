@@ -1,0 +1,194 @@
+//! One attempt on one deployment: the body built in that deployment's wire (translated when the
+//! caller's dialect differs), sent with its keys; and the relay of a successful answer back in
+//! the caller's dialect. Deployments of one model may speak different wires, so the body is
+//! built anew for each deployment tried.
+
+use axum::response::Response;
+use bytes::Bytes;
+use http::HeaderMap;
+use secrecy::SecretString;
+use serde_json::Value;
+
+use super::Endpoint;
+use crate::error::{Dialect, GatewayError};
+use crate::http::body;
+use crate::keys::meter::Meter;
+use crate::providers::{self, translate, Call, ModelRoute, Op, UsageTap, Wire};
+use keygate_plugin_api::BackendResponse;
+
+/// A request read, authenticated and admitted: what every attempt starts from.
+pub(super) struct Prepared<'a> {
+    /// The caller's headers.
+    pub headers: &'a HeaderMap,
+    pub endpoint: Endpoint,
+    /// The model as the caller named it.
+    pub model: &'a str,
+    pub bytes: &'a Bytes,
+    pub stream: bool,
+}
+
+/// A successful upstream answer, and what its relay needs to know.
+pub(super) struct Sent {
+    response: BackendResponse,
+    /// The caller's body as a tree, when it was translated (the relay translates back).
+    tree: Option<Value>,
+    /// The usage chunk was asked for only to meter the stream: keep it from the caller.
+    strip_usage_chunk: bool,
+}
+
+/// Builds the body for `route` and sends it; `metered` streams ask the upstream for usage.
+pub(super) async fn send(
+    request: &Prepared<'_>,
+    route: &ModelRoute,
+    byok: Option<&SecretString>,
+    metered: bool,
+) -> Result<Sent, GatewayError> {
+    let Prepared {
+        headers,
+        endpoint,
+        model,
+        bytes,
+        stream,
+    } = *request;
+    let caller = endpoint.dialect();
+    let wire = route.wire;
+    let forward = forwarded_headers(headers, caller, wire);
+    let same_dialect = matches!(
+        (caller, wire),
+        (Dialect::OpenAi, Wire::OpenAi) | (Dialect::Anthropic, Wire::Anthropic)
+    );
+    if endpoint == Endpoint::Embeddings && wire != Wire::OpenAi {
+        return Err(GatewayError::UnsupportedOperation {
+            model: route.name.clone(),
+            operation: "embeddings",
+        });
+    }
+    // A metered OpenAI stream needs the upstream's usage chunk; the caller gets it only if it
+    // asked for it.
+    let mut strip_usage_chunk = false;
+    let (op, upstream_body, tree) = if same_dialect {
+        let wants_usage = metered && stream && wire == Wire::OpenAi;
+        let body = if route.upstream_model == model && !wants_usage {
+            bytes.clone()
+        } else {
+            let mut tree = body::parse_tree(bytes)?;
+            tree["model"] = Value::String(route.upstream_model.clone());
+            if wants_usage {
+                strip_usage_chunk = ask_for_usage(&mut tree);
+            }
+            Bytes::from(tree.to_string())
+        };
+        let op = match endpoint {
+            Endpoint::Chat | Endpoint::Messages => Op::Chat,
+            Endpoint::Embeddings => Op::Embeddings,
+        };
+        (op, body, None)
+    } else {
+        let tree = body::parse_tree(bytes)?;
+        let translated = match caller {
+            Dialect::OpenAi => {
+                translate::openai_to_anthropic_request(&tree, &route.upstream_model)?
+            }
+            Dialect::Anthropic => {
+                translate::anthropic_to_openai_request(&tree, &route.upstream_model)?
+            }
+        };
+        (Op::Chat, Bytes::from(translated.to_string()), Some(tree))
+    };
+    let call = Call {
+        route,
+        op,
+        body: upstream_body,
+        stream,
+        forward: &forward,
+        caller,
+    };
+    let response = providers::send_with_keys(call, byok).await?;
+    Ok(Sent {
+        response,
+        tree,
+        strip_usage_chunk,
+    })
+}
+
+/// Sets `stream_options.include_usage`; true when the caller had not asked for it.
+fn ask_for_usage(tree: &mut Value) -> bool {
+    let asked = tree
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if asked {
+        return false;
+    }
+    match tree
+        .get_mut("stream_options")
+        .and_then(Value::as_object_mut)
+    {
+        Some(options) => {
+            options.insert("include_usage".into(), Value::Bool(true));
+        }
+        None => {
+            tree["stream_options"] = serde_json::json!({"include_usage": true});
+        }
+    }
+    true
+}
+
+/// Relays `route`'s successful answer to the caller, settling `meter` from its usage.
+pub(super) async fn relay(
+    sent: Sent,
+    request: &Prepared<'_>,
+    route: &ModelRoute,
+    meter: Option<Meter>,
+) -> Result<Response, GatewayError> {
+    let Sent {
+        response,
+        tree,
+        strip_usage_chunk,
+    } = sent;
+    let caller = request.endpoint.dialect();
+    let wire = route.wire;
+    let model = route.name.as_str();
+    match (tree, request.stream) {
+        (None, true) => {
+            let tap = meter.map(|meter| UsageTap::new(wire, meter, strip_usage_chunk));
+            Ok(providers::relay_sse(response, caller, tap))
+        }
+        (None, false) => providers::relay_json(response, model, None, wire, meter).await,
+        (Some(tree), true) => Ok(match caller {
+            Dialect::OpenAi => {
+                let include_usage = tree
+                    .pointer("/stream_options/include_usage")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let translator = translate::AnthropicToOpenAiStream::new(model, include_usage);
+                providers::relay_translated(response, translator, caller, meter)
+            }
+            Dialect::Anthropic => {
+                let translator = translate::OpenAiToAnthropicStream::new(model);
+                providers::relay_translated(response, translator, caller, meter)
+            }
+        }),
+        (Some(_), false) => {
+            let map = |value: &Value| match caller {
+                Dialect::OpenAi => translate::anthropic_to_openai_response(value, model),
+                Dialect::Anthropic => translate::openai_to_anthropic_response(value, model),
+            };
+            providers::relay_json(response, model, Some(&map), wire, meter).await
+        }
+    }
+}
+
+/// Caller headers that the upstream should see: Anthropic's version and beta flags, when an
+/// Anthropic caller talks to an Anthropic upstream.
+fn forwarded_headers(headers: &HeaderMap, caller: Dialect, wire: Wire) -> HeaderMap {
+    let mut forward = HeaderMap::new();
+    if caller == Dialect::Anthropic && wire == Wire::Anthropic {
+        for name in ["anthropic-version", "anthropic-beta"] {
+            if let Some(value) = headers.get(name) {
+                forward.insert(name, value.clone());
+            }
+        }
+    }
+    forward
+}
