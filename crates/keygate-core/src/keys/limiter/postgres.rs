@@ -10,6 +10,9 @@ use crate::keys::limits::{Refusal, MICROS};
 use crate::keys::spend::{now_ms, SpendWriter};
 use crate::store::{KeyRecord, Store, StoreError};
 
+/// Longest the checks of one request may take before it is refused.
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Limits counted in PostgreSQL.
 #[derive(Debug)]
 pub struct PgLimiter {
@@ -43,8 +46,20 @@ impl PgLimiter {
     }
 
     /// Counts the request in the key's minute (if it has rpm/tpm limits), then reserves
-    /// `reserve` micro-USD of its budget (if it has one).
+    /// `reserve` micro-USD of its budget (if it has one); unavailable after [`TIMEOUT`].
     pub(super) async fn admit(&self, key: &KeyRecord, reserve: i64) -> Result<(), AdmitError> {
+        match tokio::time::timeout(TIMEOUT, self.admit_now(key, reserve)).await {
+            Ok(admitted) => admitted,
+            Err(_) => {
+                tracing::warn!("the database took too long to check a key's limits");
+                Err(AdmitError::Unavailable(
+                    "the database does not answer".into(),
+                ))
+            }
+        }
+    }
+
+    async fn admit_now(&self, key: &KeyRecord, reserve: i64) -> Result<(), AdmitError> {
         let store = &self.store;
         if key.rpm_limit.is_some() || key.tpm_limit.is_some() {
             let minute = now_minute();
