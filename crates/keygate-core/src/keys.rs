@@ -14,25 +14,5 @@ pub mod token;
 /// A plain key record for unit tests.
 #[cfg(test)]
 pub(crate) fn test_record(token_id: &str) -> crate::store::KeyRecord {
-    crate::store::KeyRecord {
-        token_id: token_id.into(),
-        key_name: "sk-...test".into(),
-        key_alias: None,
-        models: vec![],
-        spend: 0.0,
-        max_budget: None,
-        soft_budget: None,
-        budget_duration: None,
-        budget_reset_at: None,
-        rpm_limit: None,
-        tpm_limit: None,
-        max_parallel_requests: None,
-        metadata: serde_json::json!({}),
-        team_id: None,
-        user_id: None,
-        blocked: false,
-        expires: None,
-        created_at: 0,
-        updated_at: 0,
-    }
+    crate::store::KeyRecord::new(token_id, "sk-...test", 0)
 }

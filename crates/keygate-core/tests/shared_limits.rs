@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use keygate_core::store::{Leadership, Store};
+use keygate_core::store::{KeyRecord, Leadership, Store};
 use keygate_mock::{MockConfig, MockServer};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
@@ -414,28 +414,10 @@ async fn reservations_of_a_silent_instance_are_charged_once() {
     assert_eq!(budget.reserved_micros, 0);
 }
 
-async fn store_key(store: &Store, max_budget: f64) -> keygate_core::store::KeyRecord {
-    let now = 1;
-    let record = keygate_core::store::KeyRecord {
-        token_id: format!("shared-limits-{}", unique()),
-        key_name: "sk-...test".into(),
-        key_alias: None,
-        models: vec![],
-        spend: 0.0,
+async fn store_key(store: &Store, max_budget: f64) -> KeyRecord {
+    let record = KeyRecord {
         max_budget: Some(max_budget),
-        soft_budget: None,
-        budget_duration: None,
-        budget_reset_at: None,
-        rpm_limit: None,
-        tpm_limit: None,
-        max_parallel_requests: None,
-        metadata: json!({}),
-        team_id: None,
-        user_id: None,
-        blocked: false,
-        expires: None,
-        created_at: now,
-        updated_at: now,
+        ..KeyRecord::new(format!("shared-limits-{}", unique()), "sk-...test", 1)
     };
     store.insert_key(&record).await.unwrap();
     record

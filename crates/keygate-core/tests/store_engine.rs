@@ -5,30 +5,9 @@
 mod common;
 
 use keygate_core::store::{KeyRecord, LeaseRecord, Store};
-use serde_json::json;
 
 fn key(token_id: &str) -> KeyRecord {
-    KeyRecord {
-        token_id: token_id.to_owned(),
-        key_name: "sk-...abcd".to_owned(),
-        key_alias: None,
-        models: vec![],
-        spend: 0.0,
-        max_budget: None,
-        soft_budget: None,
-        budget_duration: None,
-        budget_reset_at: None,
-        rpm_limit: None,
-        tpm_limit: None,
-        max_parallel_requests: None,
-        metadata: json!({}),
-        team_id: None,
-        user_id: None,
-        blocked: false,
-        expires: None,
-        created_at: 0,
-        updated_at: 0,
-    }
+    KeyRecord::new(token_id, "sk-...abcd", 0)
 }
 
 async fn exercise(store: &Store) {

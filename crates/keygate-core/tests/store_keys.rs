@@ -10,25 +10,17 @@ use serde_json::json;
 
 fn key(tag: &str, alias: Option<&str>) -> KeyRecord {
     KeyRecord {
-        token_id: format!("{tag}-{}", common::unique()),
-        key_name: "sk-...abcd".to_owned(),
         key_alias: alias.map(str::to_owned),
         models: vec!["gpt".to_owned()],
-        spend: 0.0,
         max_budget: Some(1.5),
-        soft_budget: None,
         budget_duration: Some("30d".to_owned()),
         budget_reset_at: Some(1_000),
         rpm_limit: Some(10),
-        tpm_limit: None,
         max_parallel_requests: Some(2),
         metadata: json!({"team": "a"}),
         team_id: Some("t1".to_owned()),
-        user_id: None,
-        blocked: false,
         expires: Some(2_000_000_000_000),
-        created_at: 1,
-        updated_at: 1,
+        ..KeyRecord::new(format!("{tag}-{}", common::unique()), "sk-...abcd", 1)
     }
 }
 

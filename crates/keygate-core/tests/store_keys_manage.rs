@@ -11,25 +11,13 @@ use serde_json::json;
 
 fn key(tag: &str, alias: &str) -> KeyRecord {
     KeyRecord {
-        token_id: format!("{tag}-{}", common::unique()),
-        key_name: "sk-...abcd".to_owned(),
         key_alias: Some(alias.to_owned()),
         models: vec!["gpt".to_owned()],
-        spend: 0.0,
         max_budget: Some(1.5),
-        soft_budget: None,
-        budget_duration: None,
         budget_reset_at: Some(1_000),
         rpm_limit: Some(10),
-        tpm_limit: None,
-        max_parallel_requests: None,
         metadata: json!({"a": 1}),
-        team_id: None,
-        user_id: None,
-        blocked: false,
-        expires: None,
-        created_at: 1,
-        updated_at: 1,
+        ..KeyRecord::new(format!("{tag}-{}", common::unique()), "sk-...abcd", 1)
     }
 }
 

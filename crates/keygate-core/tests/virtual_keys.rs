@@ -112,27 +112,7 @@ on_both_stores!(
 );
 
 fn record(token_id: String) -> KeyRecord {
-    KeyRecord {
-        token_id,
-        key_name: "sk-...test".into(),
-        key_alias: None,
-        models: vec![],
-        spend: 0.0,
-        max_budget: None,
-        soft_budget: None,
-        budget_duration: None,
-        budget_reset_at: None,
-        rpm_limit: None,
-        tpm_limit: None,
-        max_parallel_requests: None,
-        metadata: json!({}),
-        team_id: None,
-        user_id: None,
-        blocked: false,
-        expires: None,
-        created_at: 0,
-        updated_at: 0,
-    }
+    KeyRecord::new(token_id, "sk-...test", 0)
 }
 
 impl Setup {

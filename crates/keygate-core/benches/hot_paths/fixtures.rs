@@ -102,25 +102,10 @@ fn config_yaml() -> String {
 
 fn key_record(key: &str) -> KeyRecord {
     KeyRecord {
-        token_id: token::hash_key(key),
-        key_name: token::key_name(key),
         key_alias: Some("bench".into()),
         models: vec![MODEL.into()],
-        spend: 0.0,
         max_budget: Some(1_000_000.0),
-        soft_budget: None,
-        budget_duration: None,
-        budget_reset_at: None,
-        rpm_limit: None,
-        tpm_limit: None,
-        max_parallel_requests: None,
-        metadata: json!({}),
-        team_id: None,
-        user_id: None,
-        blocked: false,
-        expires: None,
-        created_at: 0,
-        updated_at: 0,
+        ..KeyRecord::new(token::hash_key(key), token::key_name(key), 0)
     }
 }
 

@@ -52,6 +52,34 @@ pub struct KeyRecord {
     pub updated_at: i64,
 }
 
+impl KeyRecord {
+    /// A key with no scope, limits, owner or expiry, created at `now_ms`; set what it needs
+    /// with struct update syntax.
+    pub fn new(token_id: impl Into<String>, key_name: impl Into<String>, now_ms: i64) -> Self {
+        Self {
+            token_id: token_id.into(),
+            key_name: key_name.into(),
+            key_alias: None,
+            models: Vec::new(),
+            spend: 0.0,
+            max_budget: None,
+            soft_budget: None,
+            budget_duration: None,
+            budget_reset_at: None,
+            rpm_limit: None,
+            tpm_limit: None,
+            max_parallel_requests: None,
+            metadata: Value::Object(serde_json::Map::new()),
+            team_id: None,
+            user_id: None,
+            blocked: false,
+            expires: None,
+            created_at: now_ms,
+            updated_at: now_ms,
+        }
+    }
+}
+
 /// Filters of [`Store::list_keys`].
 #[derive(Debug, Clone, Default)]
 pub struct KeyFilter {
