@@ -160,3 +160,44 @@ def test_the_budget_held_by_a_killed_instance_is_charged_by_the_survivor(
     # The key keeps working on the survivor, within what is left of its budget.
     assert chat(b, key)[0] == 200
     assert "panicked" not in b.stderr
+
+
+def reaped(kg) -> float:
+    r = http.get(f"{kg.url}/metrics", timeout=10)
+    assert r.status_code == 200
+    total = 0.0
+    for line in r.text.splitlines():
+        if line.startswith("keygate_leases_reaped_total"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_expired_leases_are_reaped_once_by_one_of_two_processes(keygate_factory, mock):
+    env = {"KEYGATE_DATABASE_URL": service_url("KEYGATE_TEST_POSTGRES_URL")}
+    a, b = pair(keygate_factory, mock, env)
+    vault = {"X-Vault-Token": ADMIN_KEY}
+    role = f"reap-{os.getpid()}-{int(time.time() * 1000)}"
+    r = http.post(f"{a.url}/v1/keygate/roles/{role}", headers=vault,
+                  json={"models": ["priced"], "ttl": "1s", "max_ttl": "1s"})
+    assert r.status_code in (200, 204), r.text
+    # Leases other runs left expired in the shared database are reaped at the first ticks.
+    time.sleep(2.5)
+    before = (reaped(a), reaped(b))
+    keys = []
+    for i in range(6):
+        r = http.get(f"{(a, b)[i % 2].url}/v1/keygate/creds/{role}", headers=vault)
+        assert r.status_code == 200, r.text
+        keys.append(r.json()["data"]["key"])
+    # Expired after 1 s; reaped by the leader within about a second more.
+    deadline = time.monotonic() + 10
+    def counts() -> tuple[float, float]:
+        return reaped(a) - before[0], reaped(b) - before[1]
+
+    while sum(counts()) < 6 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.5)  # time for a second reaper, if there were one, to reap them again
+    got = counts()
+    assert sum(got) == 6, got
+    assert min(got) == 0, f"both processes reaped: {got}"
+    for i, key in enumerate(keys):
+        assert chat((a, b)[i % 2], key)[0] == 401
