@@ -140,6 +140,7 @@ pub struct RedisLimiter {
     /// Whether this instance is in `keygate:instances` (a reservation must never exist
     /// without it, or no reaper would find it after a crash).
     joined: std::sync::atomic::AtomicBool,
+    settler_started: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RedisLimiter {
@@ -175,6 +176,7 @@ impl RedisLimiter {
             settler: std::sync::Mutex::new(None),
             stop: CancellationToken::new(),
             joined: std::sync::atomic::AtomicBool::new(false),
+            settler_started: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -279,12 +281,20 @@ impl RedisLimiter {
     /// Starts the task that sends settlements, once (it needs a runtime, and the limiter is
     /// built before one may exist).
     fn start_settler(&self) {
+        if self
+            .settler_started
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return;
+        }
         let Ok(mut rx) = self.settle_rx.lock() else {
             return;
         };
         let Some(rx) = rx.take() else {
             return;
         };
+        self.settler_started
+            .store(true, std::sync::atomic::Ordering::Release);
         let task = tokio::spawn(settler(
             self.client.clone(),
             self.settle.clone(),
