@@ -285,10 +285,14 @@ impl AppState {
         let instance = limiter::instance_id();
         let in_postgres =
             Limiter::counts_in_postgres(config.limits.scope, &store, config.redis_url.as_deref());
-        let spend = SpendWriter::start(store.clone(), in_postgres.then(|| instance.clone()));
+        // Spend, reservations and rate windows are written without waiting for the database's
+        // WAL flush: only a crash of the database server itself could lose its last commits
+        // of them (keys and leases are always written durably).
+        let relaxed = store.relaxed();
+        let spend = SpendWriter::start(relaxed.clone(), in_postgres.then(|| instance.clone()));
         let limiter = Limiter::new(
             config.limits.scope,
-            &store,
+            &relaxed,
             config.redis_url.as_deref(),
             instance,
             spend.clone(),

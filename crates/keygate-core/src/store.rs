@@ -88,6 +88,30 @@ impl Store {
         Ok(store)
     }
 
+    /// The same database for writes that may be lost if the database server itself crashes
+    /// (not if keygate does): on PostgreSQL a second, lazily connected pool whose commits do
+    /// not wait for the WAL flush (`synchronous_commit = off`), for budget reservations, rate
+    /// windows and batched spend; on SQLite, this store. Keys, roles and leases are never
+    /// written through it.
+    pub fn relaxed(&self) -> Self {
+        match self {
+            Self::Sqlite(_) => self.clone(),
+            Self::Postgres(pool) => {
+                let options = pool
+                    .connect_options()
+                    .as_ref()
+                    .clone()
+                    .options([("synchronous_commit", "off")]);
+                Self::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(8)
+                        .acquire_timeout(Duration::from_secs(5))
+                        .connect_lazy_with(options),
+                )
+            }
+        }
+    }
+
     /// `sqlite` or `postgres`.
     pub fn kind(&self) -> &'static str {
         match self {
