@@ -33,7 +33,8 @@ pub struct ModelConfig {
     /// Price per million tokens, for budgets.
     #[serde(default)]
     pub price: Option<Price>,
-    /// Longest an upstream call may take (a stream: until its response headers arrive).
+    /// Longest an upstream call may wait: for the response headers, then for each body chunk
+    /// (a stream may last longer as long as it keeps sending).
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub timeout: Option<Duration>,
     /// Extra headers sent upstream with every request of this model.
