@@ -54,6 +54,7 @@ pub async fn reload(
         env,
     };
     let live = LiveState::build(config, &ctx)?;
+    live.secrets.inherit(&old.secrets);
     live.warm_secrets().await;
     let models = live.model_list.len();
     state.swap(live);
