@@ -170,6 +170,19 @@ def rss_kib(pid: int) -> int:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
+def memory_breakdown(pid: int) -> dict[str, int]:
+    """Rss, anonymous, file-backed and shared memory of `pid` in KiB (/proc/PID/smaps_rollup),
+    to tell the heap from mapped files (SQLite's shared memory, the binary itself)."""
+    out: dict[str, int] = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "kB" and parts[0].rstrip(":") in (
+                    "Rss", "Anonymous", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty"):
+                out[parts[0].rstrip(":")] = int(parts[1])
+    return out
+
+
 def assert_no_secrets(text: str, *extra: str) -> None:
     """None of the session's secrets (admin key, upstream key) nor `extra` (virtual keys,
     source tokens) appears in `text`, whole or by its last 12 characters."""

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 
 from conftest import ADMIN_KEY, Keygate, base_config, chat_body, start_keygate
 from faults import assert_no_secrets, fresh_postgres_database
