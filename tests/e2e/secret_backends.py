@@ -181,7 +181,9 @@ class OpenBao:
                 and (operation is None or (e.get("request") or {}).get("operation") == operation)]
 
 
-def start_openbao(logdir: Path, name: str = "openbao") -> OpenBao:
+def start_openbao(logdir: Path, name: str = "openbao", port: int | None = None) -> OpenBao:
+    """A dev server on a free port, or on `port` (to restart one where its clients expect it;
+    a dev server keeps nothing across a restart)."""
     logdir.mkdir(parents=True, exist_ok=True)
     audit_path = logdir / "audit.log"
     config = logdir / "audit.hcl"
@@ -190,8 +192,9 @@ def start_openbao(logdir: Path, name: str = "openbao") -> OpenBao:
         f'    file_path = "{audit_path}"\n    log_raw = "true"\n  }}\n}}\n'
     )
     last_err: BaseException | None = None
+    fixed = port
     for _ in range(3):  # a free port can be taken between probing and binding
-        port = free_port()
+        port = fixed or free_port()
         argv = [bao_binary(), "server", "-dev", f"-dev-root-token-id={OpenBao.ROOT_TOKEN}",
                 f"-dev-listen-address=127.0.0.1:{port}", f"-config={config}"]
         proc = Proc(name, argv, logdir, env=_clean_env(logdir, BAO_LOG_LEVEL="warn"), cwd=logdir)

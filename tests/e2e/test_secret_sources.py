@@ -518,6 +518,76 @@ def test_vault_outage_stale_then_503(gw, open_mock, tmp_path):
     assert_anthropic_error(r, 503)
 
 
+def test_vault_down_cold_key_fails_then_back_without_restart(gw, open_mock, tmp_path):
+    """OpenBao stopped (by PID) while keygate runs: a key already cached keeps working (stale-if-
+    error, past its TTL), a key never fetched fails at once with a 503 naming the source, in
+    both dialects; OpenBao started again (same address; a dev server starts empty, so its
+    secrets and keygate's token are written again): both keys work without restarting keygate,
+    and the cached one moves to the new value."""
+    logdir = tmp_path / "openbao-restart"
+    own = start_openbao(logdir, name="openbao-1")
+    token = "bao-e2e-token-" + _secrets.token_hex(12)
+    warm_1, warm_2, cold_v = key("warm1"), key("warm2"), key("cold")
+    gw.secret(token, warm_1, warm_2, cold_v)
+
+    def provision(bao: OpenBao, warm: str) -> None:
+        bao.policy("keygate-read", 'path "secret/data/*" { capabilities = ["read"] }')
+        bao.call("POST", "auth/token/create", {"id": token, "policies": ["keygate-read"], "ttl": "1h"})
+        bao.kv2_put("WARM_KEY", {"api_key": warm})
+        bao.kv2_put("COLD_KEY", {"api_key": cold_v})
+
+    seen: list[str] = []
+    try:
+        provision(own, warm_1)
+        port = own.port
+        # keygate resolves every model's key at start and on reload: a key is cold when its
+        # model arrives by a reload during the outage.
+        models = [gpt("warm", open_mock, "secret:WARM_KEY")]
+        sources = [vault_source(own, token)]
+        cache = {"ttl": "2s", "stale_if_error": "1h", "negative_ttl": "1s"}
+        kg = gw.start(config(models, sources, cache=cache))
+        expect_key(kg, open_mock, "warm", warm_1, gw=gw)
+        assert own.stop() is not None
+        stopped = time.monotonic()
+
+        # Past the TTL: the cached key is served stale.
+        while time.monotonic() - stopped < 4.0:
+            expect_key(kg, open_mock, "warm", warm_1, gw=gw)
+            time.sleep(0.3)
+        seen.append("cached key: 200 for 4 s of outage (TTL 2 s), with the last value fetched")
+        models += [gpt("cold", open_mock, "secret:COLD_KEY"), claude("cold-claude", open_mock, "secret:COLD_KEY")]
+        kg.write_config(config(models, sources, cache=cache))
+        kg.proc.signal(signal.SIGHUP)
+        listed = poll(lambda: [m["id"] for m in http.get(f"{kg.url}/v1/models", headers=kg.headers(),
+                                                          timeout=10).json()["data"]],
+                      lambda ids: "cold" in ids, timeout=15)
+        assert "cold" in listed, listed
+        expect_key(kg, open_mock, "warm", warm_1, gw=gw)
+        seen.append("after a reload during the outage, the cached key still answers 200")
+        for dialect, model in (("openai", "cold"), ("anthropic", "cold-claude"), ("openai", "cold")):
+            started = time.monotonic()
+            r, _ = ask(kg, model, dialect=dialect, gw=gw)
+            took = time.monotonic() - started
+            seen.append(f"cold key via {dialect}: {took:.2f}s {r.status_code} {r.text[:260]}")
+            assert took < 5, seen[-1]
+            err = (assert_openai_error if dialect == "openai" else assert_anthropic_error)(r, 503)
+            assert f"127.0.0.1:{port}" in err["message"] and "COLD_KEY" in err["message"], err
+
+        own = start_openbao(logdir, name="openbao-2", port=port)
+        provision(own, warm_2)
+        back = time.monotonic()
+        got = poll(lambda: used_key(kg, open_mock, "cold", gw), lambda v: v == (200, cold_v), timeout=10)
+        assert got == (200, cold_v), f"cold key not served after OpenBao came back: {got[0]}"
+        seen.append(f"cold key served {time.monotonic() - back:.2f}s after OpenBao came back")
+        got = poll(lambda: used_key(kg, open_mock, "warm", gw), lambda v: v == (200, warm_2), timeout=10)
+        assert got == (200, warm_2), f"cached key not refreshed after OpenBao came back: {got[0]}"
+        seen.append(f"cached key moved to the new value {time.monotonic() - back:.2f}s after OpenBao came back")
+        expect_key(kg, open_mock, "cold-claude", cold_v, gw=gw, dialect="anthropic")
+    finally:
+        own.stop()
+        print("\nVAULT OUTAGE\n  " + "\n  ".join(seen))
+
+
 # ---------------------------------------------------------------------------------------------
 # 4. fallback along the chain
 

@@ -4,6 +4,7 @@
 pub mod builtin;
 mod coalesce;
 mod failover;
+mod idle;
 mod relay;
 mod route;
 pub mod routing;

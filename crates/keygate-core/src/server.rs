@@ -58,6 +58,7 @@ pub async fn reload(
         env,
     };
     let live = LiveState::build(config, &ctx)?;
+    live.secrets.inherit(&old.secrets);
     live.warm_secrets().await;
     let models = live.routing.groups().len();
     state.swap(live);

@@ -328,6 +328,12 @@ impl AppState {
             state.inner.keys.clone(),
             stop.clone(),
         ));
+        if let Some(handle) = &state.inner.metrics {
+            tasks.push(tokio::spawn(crate::telemetry::upkeep(
+                handle.clone(),
+                stop.clone(),
+            )));
+        }
         if let Ok(mut slot) = state.inner.tasks.lock() {
             *slot = tasks;
         }

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
 
 /// Requests served, by route, model, provider and status.
 pub const REQUESTS: &str = "keygate_requests_total";
@@ -18,6 +19,10 @@ pub const RETRIES: &str = "keygate_upstream_retries_total";
 pub const FALLBACKS: &str = "keygate_fallbacks_total";
 /// Deployments put into cooldown, by model and deployment (`{name}#{n}`).
 pub const COOLDOWNS: &str = "keygate_deployment_cooldowns_total";
+
+/// How often recorded histogram samples are folded into their buckets (the exporter's own
+/// default when it runs upkeep itself).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -42,6 +47,20 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
             }
         })
         .clone()
+}
+
+/// Folds recorded histogram samples into their buckets every [`UPKEEP_EVERY`] until `stop`.
+/// The recorder keeps every sample until upkeep (or a scrape of `/metrics`) drains it, so
+/// without this task memory grows with every request when nothing scrapes.
+pub async fn upkeep(handle: PrometheusHandle, stop: CancellationToken) {
+    let mut every = tokio::time::interval(UPKEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => handle.run_upkeep(),
+            () = stop.cancelled() => return,
+        }
+    }
 }
 
 /// The series of one model, registered once per config load so the request path does not build

@@ -37,8 +37,9 @@ pub struct ModelConfig {
     /// Price per million tokens, for budgets.
     #[serde(default)]
     pub price: Option<Price>,
-    /// Longest an upstream call to this deployment may take (a stream: until its response
-    /// headers arrive); past it the call counts as failed and may be retried elsewhere.
+    /// Longest an upstream call to this deployment may wait: for the response headers, then
+    /// for each body chunk (a stream may last longer as long as it keeps sending). Past it
+    /// before the headers, the call counts as failed and may be retried elsewhere.
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub timeout: Option<Duration>,
     /// Extra headers sent upstream with every request of this model.

@@ -78,6 +78,7 @@ async fn listen(pool: PgPool, cache: &KeyCache) {
         }
         // Whatever changed while nobody listened is unknown: start from an empty cache.
         cache.clear();
+        tracing::debug!("listening for key changes; cached keys dropped");
         loop {
             match listener.try_recv().await {
                 Ok(Some(notification)) => {
@@ -85,15 +86,17 @@ async fn listen(pool: PgPool, cache: &KeyCache) {
                         cache.invalidate(token_id);
                     }
                 }
+                // The connection was lost: notifications from now on are missed, so the cache
+                // is emptied once listening again (above), not now. Emptying it now would make
+                // every cached key ask a store that is likely down too: an outage of the
+                // database would stop inference with keys that were working. Meanwhile the
+                // cache's TTL bounds how long a change made elsewhere goes unseen.
                 Ok(None) => {
-                    // The connection was lost (and is re-established by the next call):
-                    // notifications in between are gone.
-                    tracing::warn!("key-change listener reconnecting; dropping cached keys");
-                    cache.clear();
+                    tracing::warn!("key-change listener lost its connection; reconnecting");
+                    break;
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, "key-change listener failed; dropping cached keys");
-                    cache.clear();
+                    tracing::warn!(error = %err, "key-change listener failed; reconnecting");
                     tokio::time::sleep(RETRY).await;
                     break;
                 }

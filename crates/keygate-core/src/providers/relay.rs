@@ -13,9 +13,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{header, HeaderValue, StatusCode};
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use keygate_plugin_api::{BackendResponse, BodyStream, Wire};
+use keygate_plugin_api::{BackendError, BackendResponse, BodyStream, Wire};
 
 use super::coalesce::Coalesce;
 use super::sse::{self, SseEvent, SseParser};
@@ -80,25 +81,39 @@ pub async fn relay_json(
     meter: Option<Meter>,
 ) -> Result<Response, GatewayError> {
     let status = response.status;
-    let body =
-        response
-            .into_bytes(usize::MAX)
-            .await
-            .map_err(|err| GatewayError::UpstreamUnavailable {
+    let body = response
+        .into_bytes(usize::MAX)
+        .await
+        .map_err(|err| match err {
+            BackendError::Timeout => GatewayError::UpstreamTimeout(model.to_owned()),
+            err => GatewayError::UpstreamUnavailable {
                 model: model.to_owned(),
                 reason: err.to_string(),
-            })?;
+            },
+        })?;
+    let invalid = || GatewayError::UpstreamUnavailable {
+        model: model.to_owned(),
+        reason: "the upstream answered with invalid JSON".to_owned(),
+    };
     let Some(map) = map else {
+        // Passed through as it is, but never a 200 that no client can parse.
+        if serde_json::from_slice::<IgnoredAny>(&body).is_err() {
+            if let Some(meter) = meter {
+                meter.finish(None, 502);
+            }
+            return Err(invalid());
+        }
         if let Some(meter) = meter {
             meter.finish(usage_of(&body, wire), status.as_u16());
         }
         return Ok(json_response(status, body));
     };
-    let value: Value =
-        serde_json::from_slice(&body).map_err(|_| GatewayError::UpstreamUnavailable {
-            model: model.to_owned(),
-            reason: "the upstream answered with invalid JSON".to_owned(),
-        })?;
+    let Ok(value) = serde_json::from_slice::<Value>(&body) else {
+        if let Some(meter) = meter {
+            meter.finish(None, 502);
+        }
+        return Err(invalid());
+    };
     if let Some(meter) = meter {
         let usage = match wire {
             Wire::OpenAi => translate::openai_usage(&value),

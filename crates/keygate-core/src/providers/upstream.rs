@@ -1,5 +1,6 @@
-//! Sending one request to a model's backend, bounded by the model's timeout, with capture when
-//! the request is sampled; and turning an upstream error response into a [`GatewayError`] in
+//! Sending one request to a model's backend, bounded by the model's timeout (until the response
+//! headers, then between two body chunks: see [`super::idle`]), with capture when the request
+//! is sampled; and turning an upstream error response into a [`GatewayError`] in
 //! the caller's dialect.
 
 use bytes::Bytes;
@@ -26,7 +27,8 @@ pub struct UpstreamRequest<'a> {
     pub key: Option<&'a SecretString>,
     /// The key's name for captures (`secret:NAME`, `byok`), never its value.
     pub key_name: Option<&'a str>,
-    /// Whether the response is a stream (the timeout then covers only the response headers).
+    /// Whether the response is a stream (the timeout then covers the response headers, then
+    /// each wait for the next chunk).
     pub stream: bool,
     /// Caller headers to forward (`anthropic-version`, `anthropic-beta`), already filtered.
     pub forward: &'a HeaderMap,
@@ -60,7 +62,7 @@ pub async fn send(req: UpstreamRequest<'_>) -> Result<BackendResponse, GatewayEr
         (Op::Embeddings, _) => backend.embeddings(request),
     };
     match tokio::time::timeout(route.timeout, call).await {
-        Ok(Ok(response)) => Ok(response),
+        Ok(Ok(response)) => Ok(super::idle::bound(response, route.timeout)),
         Ok(Err(err)) => Err(backend_error(route, err)),
         Err(_elapsed) => Err(GatewayError::UpstreamTimeout(route.name.clone())),
     }

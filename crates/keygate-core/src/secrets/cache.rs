@@ -295,6 +295,33 @@ impl Slot {
         }
     }
 
+    /// Takes over `old`'s last good value as a stale fallback only: this slot still fetches on
+    /// first use (a reload reads every source again), but if that fetch fails, `old`'s value
+    /// is served until the end of its stale-if-error window, as `old` itself would have. So a
+    /// reload during a source outage does not turn working models into 503s.
+    pub fn inherit(&self, old: &Slot) {
+        let State::Good {
+            resolved,
+            stale_until,
+            ..
+        } = old.read()
+        else {
+            return;
+        };
+        if !matches!(self.read(), State::Empty) {
+            return;
+        }
+        let now = Instant::now();
+        self.write(State::Good {
+            resolved: Resolved {
+                fresh_until: now,
+                ..resolved
+            },
+            refresh_at: now,
+            stale_until,
+        });
+    }
+
     /// What `keygate secrets check` shows: the cached answer, if any, without fetching.
     pub fn peek(&self) -> Option<Result<Resolved, ResolveError>> {
         match self.read() {

@@ -119,6 +119,26 @@ impl Secrets {
         }
     }
 
+    /// After a reload: each reference this resolver shares with `old` keeps `old`'s last good
+    /// value as its stale-if-error fallback (see [`Slot::inherit`]), when both ask the same
+    /// sources in the same order. A changed chain starts from nothing.
+    pub fn inherit(&self, old: &Secrets) {
+        let describe = |chain: &[Arc<dyn SecretSource>]| -> Vec<String> {
+            chain.iter().map(|source| source.describe()).collect()
+        };
+        if describe(&self.chain) != describe(&old.chain) {
+            return;
+        }
+        let (Ok(new_slots), Ok(old_slots)) = (self.slots.lock(), old.slots.lock()) else {
+            return;
+        };
+        for (key, slot) in new_slots.iter() {
+            if let Some(previous) = old_slots.get(key) {
+                slot.inherit(previous);
+            }
+        }
+    }
+
     /// Stops background refreshes.
     pub async fn shutdown(&self) {
         self.policy.shutdown().await;

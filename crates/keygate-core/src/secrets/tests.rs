@@ -177,6 +177,50 @@ async fn stale_if_error_serves_the_last_good_value_then_fails_naming_the_source(
 }
 
 #[tokio::test]
+async fn a_reload_reads_again_but_keeps_the_last_value_for_an_outage() {
+    let source = ScriptedSource::new("vault", Answer::Value("v1".into()), Duration::ZERO);
+    let chain = || -> Vec<Arc<dyn SecretSource>> { vec![source.clone()] };
+    let old = secrets(chain(), cache(60_000, 60_000, 1_000));
+    assert_eq!(value(&old.handle(reference("secret:K"))).await, "v1");
+
+    // A reload while the source answers: the new value, fetched again.
+    source.set(Answer::Value("v2".into()));
+    let reloaded = secrets(chain(), cache(60_000, 60_000, 1_000));
+    let handle = reloaded.handle(reference("secret:K"));
+    reloaded.inherit(&old);
+    assert_eq!(value(&handle).await, "v2");
+    assert_eq!(source.fetches(), 2);
+
+    // A reload while the source is down: the last good value, and a reference that was never
+    // fetched fails naming the source.
+    source.set(Answer::Fail("connection failed".into()));
+    let during = secrets(chain(), cache(60_000, 60_000, 1_000));
+    let handle = during.handle(reference("secret:K"));
+    let cold = during.handle(reference("secret:COLD"));
+    during.inherit(&reloaded);
+    assert_eq!(value(&handle).await, "v2");
+    assert!(matches!(cold.get().await, Err(ResolveError::Failed { .. })));
+
+    // A source that says the secret is gone is believed.
+    source.set(Answer::Missing);
+    let gone = secrets(chain(), cache(60_000, 60_000, 1_000));
+    let handle = gone.handle(reference("secret:K"));
+    gone.inherit(&during);
+    assert!(matches!(
+        handle.get().await,
+        Err(ResolveError::NotFound { .. })
+    ));
+
+    // Another chain inherits nothing.
+    source.set(Answer::Fail("connection failed".into()));
+    let other = ScriptedSource::new("aws", Answer::Fail("down".into()), Duration::ZERO);
+    let changed = secrets(vec![source.clone(), other], cache(60_000, 60_000, 1_000));
+    let handle = changed.handle(reference("secret:K"));
+    changed.inherit(&reloaded);
+    assert!(handle.get().await.is_err());
+}
+
+#[tokio::test]
 async fn not_found_is_cached_for_the_negative_ttl() {
     let source = ScriptedSource::new("vault", Answer::Missing, Duration::ZERO);
     let secrets = secrets(vec![source.clone()], cache(60_000, 0, 100));
