@@ -100,9 +100,15 @@ def test_postgres_unreachable_then_back(tmp_path, mock, pg_forwarder):
     seen: list[str] = []
     try:
         with httpx.Client(timeout=30, trust_env=False) as c:
-            r = generate(c, kg, max_budget=10, key_alias="outage-cached")
+            # Documented policy: with limits counted in PostgreSQL (the default there), a key
+            # with no budget or rpm/tpm limit keeps working from the cache; a key with one is
+            # refused with 503 limiter_unavailable rather than let past its limits.
+            r = generate(c, kg, key_alias="outage-cached")
             assert r.status_code == 200, r.text
             cached = r.json()["key"]
+            r = generate(c, kg, max_budget=10, key_alias="outage-budgeted")
+            assert r.status_code == 200, r.text
+            budgeted = r.json()["key"]
             r = generate(c, kg, max_budget=10, key_alias="outage-cold")
             assert r.status_code == 200, r.text
             cold = r.json()["key"]  # never used before the outage: not in the cache
@@ -112,6 +118,7 @@ def test_postgres_unreachable_then_back(tmp_path, mock, pg_forwarder):
             r = chat(c, kg, cached)
             assert r.status_code == 200, r.text
             acked.append(cost_of(r.json()))
+            assert chat(c, kg, budgeted).status_code == 200
             assert c.get(f"{kg.url}/health/ready").status_code == 200
 
             fwd.cut()
@@ -127,6 +134,12 @@ def test_postgres_unreachable_then_back(tmp_path, mock, pg_forwarder):
                 acked.append(cost_of(r.json()))
                 time.sleep(0.5)
             seen.append(f"cached key during the outage (s, status, latency): {statuses}")
+
+            r, took = timed(chat, c, kg, budgeted)
+            seen.append(f"cached key with a budget during the outage: {took:.2f}s {show(r)}")
+            assert isinstance(r, httpx.Response) and r.status_code == 503, seen[-1]
+            assert r.json()["error"]["code"] == "limiter_unavailable", r.text
+            assert took < 3, seen[-1]
 
             r, took = timed(generate, c, kg, key_alias="outage-new")
             seen.append(f"POST /key/generate during the outage: {took:.2f}s {show(r)}")
@@ -167,7 +180,7 @@ def test_postgres_unreachable_then_back(tmp_path, mock, pg_forwarder):
             r = generate(c, kg, key_alias="outage-after")
             assert r.status_code == 200, r.text
             after = r.json()["key"]
-            for key in (cached, cold, after):
+            for key in (cached, budgeted, cold, after):
                 r = chat(c, kg, key)
                 assert r.status_code == 200, r.text
                 if key == cached:
@@ -184,7 +197,7 @@ def test_postgres_unreachable_then_back(tmp_path, mock, pg_forwarder):
         print("\nSTORE OUTAGE\n  " + "\n  ".join(seen))
     log = kg.stdout + kg.stderr
     assert "panicked" not in log, log[-3000:]
-    assert_no_secrets(log, cached, cold)
+    assert_no_secrets(log, cached, budgeted, cold)
 
 
 # ---------------------------------------------------------------------------------------------
