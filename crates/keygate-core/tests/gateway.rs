@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use keygate_mock::{MockConfig, MockServer};
+use keygate_mock::MockServer;
 use serde_json::{json, Value};
 
 struct Setup {
@@ -17,16 +17,7 @@ struct Setup {
 }
 
 async fn setup(extra: &str) -> Setup {
-    let mock = MockServer::start(
-        "127.0.0.1:0",
-        MockConfig {
-            chunks: 5,
-            require_key: Some(common::UPSTREAM_KEY.to_owned()),
-            ..MockConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let mock = common::keyed_mock(5).await;
     let extra = extra.replace("{mock}", &mock.url());
     let gateway = common::spawn(&common::config_for_mock(&mock.url(), &extra)).await;
     Setup {

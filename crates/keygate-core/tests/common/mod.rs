@@ -108,6 +108,20 @@ async fn serve_state(state: AppState) -> Gateway {
     }
 }
 
+/// A mock upstream that answers `chunks` pieces and requires [`UPSTREAM_KEY`].
+pub async fn keyed_mock(chunks: usize) -> keygate_mock::MockServer {
+    keygate_mock::MockServer::start(
+        "127.0.0.1:0",
+        keygate_mock::MockConfig {
+            chunks,
+            require_key: Some(UPSTREAM_KEY.to_owned()),
+            ..keygate_mock::MockConfig::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
 /// A YAML config with the usual models routed to the mock at `mock_url`.
 pub fn config_for_mock(mock_url: &str, extra: &str) -> String {
     format!(

@@ -15,7 +15,7 @@ mod fallbacks;
 mod retries;
 mod streams;
 
-use keygate_mock::{MockConfig, MockServer};
+use keygate_mock::MockServer;
 use serde_json::{json, Value};
 
 /// A failing deployment's weight: tried first in all but one request in a million.
@@ -30,16 +30,7 @@ pub struct Setup {
 /// A gateway with `router` (YAML flow mapping, may be empty) and `models` (entries, `{mock}`
 /// standing for the mock's URL), against a fresh mock.
 pub async fn setup(router: &str, models: &str) -> Setup {
-    let mock = MockServer::start(
-        "127.0.0.1:0",
-        MockConfig {
-            chunks: 3,
-            require_key: Some(common::UPSTREAM_KEY.to_owned()),
-            ..MockConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let mock = common::keyed_mock(3).await;
     let router = if router.is_empty() {
         String::new()
     } else {
