@@ -33,6 +33,8 @@ fn route(name: &str, byok: Byok) -> Option<ModelRoute> {
         headers: Default::default(),
         options: Default::default(),
         capture: None,
+        weight: 1.0,
+        fallbacks: Vec::new(),
     };
     let env: Arc<dyn Env + Send + Sync> = Arc::new(HashMap::<String, String>::new());
     let secrets = Secrets::new(Vec::new(), env, &Default::default());
