@@ -35,7 +35,13 @@ pub fn bench(c: &mut Criterion, gw: &Gateway) {
     let new_tap = |strip| {
         let meter = gw
             .rt
-            .block_on(meter::admit(&gw.state, &gw.record, route, &ask))
+            .block_on(meter::admit(
+                &gw.state,
+                &gw.record,
+                route,
+                route.effective_price,
+                &ask,
+            ))
             .expect("admitted");
         UsageTap::new(Wire::OpenAi, meter, strip)
     };

@@ -141,7 +141,7 @@ async fn infer(
                 max_output: peek.max_completion_tokens.or(peek.max_tokens),
                 embeddings: endpoint == Endpoint::Embeddings,
             };
-            Some(meter::admit(state, key, route, &ask).await?)
+            Some(meter::admit(state, key, route, group.reserve_price(), &ask).await?)
         }
     };
     let mut meter = MeterSlot(meter);

@@ -98,17 +98,20 @@ pub struct Ask {
 
 /// Admits a request for `key` on `route`, reserving its estimated cost (with cluster-wide
 /// limits: one PostgreSQL statement or Redis script per limit kind).
+/// `reserve_price` is the highest price the request may end up charged at (a fallback may
+/// cost more than `route`); the meter starts at `route`'s price (see [`Meter::set_price`]).
 pub async fn admit(
     state: &AppState,
     key: &Arc<KeyRecord>,
     route: &ModelRoute,
+    reserve_price: Option<Price>,
     ask: &Ask,
 ) -> Result<Meter, GatewayError> {
     if !allows_model(key, &route.name) {
         return Err(GatewayError::ModelNotAllowed(route.name.clone()));
     }
     let price = route.effective_price;
-    let reserve = price.map_or(0, |p| to_micros(estimate(&p, ask)));
+    let reserve = reserve_price.map_or(0, |p| to_micros(estimate(&p, ask)));
     let ledger = state.ledgers().of(key);
     let admission =
         state

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use http::HeaderValue;
 
 use super::route::ModelRoute;
-use crate::config::{Byok, ModelConfig, RouterConfig};
+use crate::config::{Byok, ModelConfig, Price, RouterConfig};
 
 pub use attempts::{retry_reason, Attempts};
 use health::Health;
@@ -85,6 +85,9 @@ pub struct ModelGroup {
     /// Groups a request visits after this one, in order: the fallbacks depth first (a
     /// fallback's own fallbacks right after it), each group at most once, this one never.
     chain: Vec<usize>,
+    /// The highest price any deployment this group's requests may reach charges (its own
+    /// and its fallbacks'), per kind of token: what a budget reservation is made at.
+    reserve_price: Option<Price>,
 }
 
 /// One deployment of a group: a route, its share of traffic and its health.
@@ -115,6 +118,7 @@ impl Routing {
                     name: config.name.clone(),
                     deployments: Vec::new(),
                     chain: Vec::new(),
+                    reserve_price: None,
                 });
                 first_entry.push(index);
                 groups.len() - 1
@@ -173,6 +177,21 @@ impl Routing {
         for (g, group) in groups.iter_mut().enumerate() {
             group.chain = chain(g, &fallbacks);
         }
+        let own: Vec<Option<Price>> = groups
+            .iter()
+            .map(|group| {
+                group
+                    .deployments
+                    .iter()
+                    .fold(None, |max, d| highest(max, d.route.effective_price))
+            })
+            .collect();
+        for (g, group) in groups.iter_mut().enumerate() {
+            group.reserve_price = group
+                .chain
+                .iter()
+                .fold(own[g], |max, &f| highest(max, own[f]));
+        }
         Ok(Self {
             groups,
             by_name,
@@ -197,8 +216,14 @@ impl ModelGroup {
         &self.name
     }
 
+    /// The price a budget reservation is made at: the highest any deployment of this group or
+    /// of its fallbacks charges, so whichever serves, the cost stays within the reservation.
+    pub fn reserve_price(&self) -> Option<Price> {
+        self.reserve_price
+    }
+
     /// The first deployment in config order: its entry sets the group's `byok` policy, and the
-    /// virtual key's scope and budget reservation are checked against it.
+    /// virtual key's scope is checked against it.
     pub fn primary(&self) -> &Arc<ModelRoute> {
         // A group is only ever created with its first deployment.
         &self.deployments[0].route
@@ -219,6 +244,23 @@ impl Deployment {
     /// `{name}#{n}`, as text.
     pub fn label(&self) -> &str {
         self.id.to_str().unwrap_or("")
+    }
+}
+
+/// The higher of two prices, per kind of token (an unpriced model costs nothing).
+fn highest(a: Option<Price>, b: Option<Price>) -> Option<Price> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(Price {
+            input_per_mtok: a.input_per_mtok.max(b.input_per_mtok),
+            output_per_mtok: a.output_per_mtok.max(b.output_per_mtok),
+            cached_input_per_mtok: Some(
+                a.cached_input_per_mtok
+                    .unwrap_or(a.input_per_mtok)
+                    .max(b.cached_input_per_mtok.unwrap_or(b.input_per_mtok)),
+            ),
+        }),
+        (a, None) => a,
+        (None, b) => b,
     }
 }
 

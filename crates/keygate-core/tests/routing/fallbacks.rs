@@ -122,3 +122,32 @@ async fn a_callers_own_key_stays_with_the_model_it_named() {
     assert_eq!(s.chat("own", false).await.status(), 200);
     assert_eq!(s.hits("other-ok"), 1);
 }
+
+#[tokio::test]
+async fn the_budget_reservation_is_made_at_the_highest_price_a_fallback_may_charge() {
+    let models = openai(
+        "primary",
+        "res-prim:error=503",
+        &format!("{PRIMARY_PRICE}, fallbacks: [backup]"),
+    ) + &openai("backup", "res-backup", BACKUP_PRICE);
+    let s = setup("{ retry_backoff: 10ms }", &models).await;
+    // About 110 tokens at most (body bytes plus max_tokens 20): at the primary's price a
+    // reservation of about $0.0001, at the fallback's about $0.11, more than this key has.
+    let generated: Value = s
+        .client
+        .post(format!("{}/key/generate", s.gateway.url))
+        .bearer_auth(common::ADMIN)
+        .json(&json!({"models": ["primary"], "max_budget": 0.05}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = generated["key"].as_str().unwrap();
+    let response = s.chat_as(key, "primary", false).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "budget_exceeded", "{body}");
+    assert_eq!(s.hits("res-prim:error=503") + s.hits("res-backup"), 0);
+}
