@@ -20,17 +20,9 @@ async fn the_fallback_serves_after_every_deployment_failed_and_is_charged_at_its
     ) + &openai("primary", "prim-b:error=500", PRIMARY_PRICE)
         + &openai("backup", "backup-ok", BACKUP_PRICE);
     let s = setup("{ retry_backoff: 10ms }", &models).await;
-    let generated: Value = s
-        .client
-        .post(format!("{}/key/generate", s.gateway.url))
-        .bearer_auth(common::ADMIN)
-        .json(&json!({"models": ["primary"], "max_budget": 100}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let generated = s
+        .generate(json!({"models": ["primary"], "max_budget": 100}))
+        .await;
     let key = generated["key"].as_str().unwrap();
     let token_id = generated["token_id"].as_str().unwrap();
 
@@ -133,17 +125,9 @@ async fn the_budget_reservation_is_made_at_the_highest_price_a_fallback_may_char
     let s = setup("{ retry_backoff: 10ms }", &models).await;
     // About 110 tokens at most (body bytes plus max_tokens 20): at the primary's price a
     // reservation of about $0.0001, at the fallback's about $0.11, more than this key has.
-    let generated: Value = s
-        .client
-        .post(format!("{}/key/generate", s.gateway.url))
-        .bearer_auth(common::ADMIN)
-        .json(&json!({"models": ["primary"], "max_budget": 0.05}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let generated = s
+        .generate(json!({"models": ["primary"], "max_budget": 0.05}))
+        .await;
     let key = generated["key"].as_str().unwrap();
     let response = s.chat_as(key, "primary", false).await;
     assert_eq!(response.status(), 400);

@@ -71,6 +71,20 @@ pub fn chat(model: &str, stream: bool) -> Value {
 }
 
 impl Setup {
+    /// A virtual key made with `POST /key/generate {fields}`: the whole answer.
+    pub async fn generate(&self, fields: Value) -> Value {
+        self.client
+            .post(format!("{}/key/generate", self.gateway.url))
+            .bearer_auth(common::ADMIN)
+            .json(&fields)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Posts a chat completion with the admin key.
     pub async fn chat(&self, model: &str, stream: bool) -> reqwest::Response {
         self.chat_as(common::ADMIN, model, stream).await
