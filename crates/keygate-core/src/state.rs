@@ -2,7 +2,6 @@
 //! limits); it sits behind an `ArcSwap` so a reload swaps it whole while requests in flight keep
 //! the snapshot they started with. [`AppState`] adds what lives as long as the process.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -88,8 +87,6 @@ pub enum BuildError {
 /// What one config load produces; swapped whole on reload.
 #[derive(Debug)]
 pub struct LiveState {
-    /// Models by client-facing name: the first deployment (entry) of each.
-    pub models: HashMap<String, Arc<ModelRoute>>,
     /// Every entry of `models:` in config order (several per name when a model has several
     /// deployments).
     pub model_list: Vec<Arc<ModelRoute>>,
@@ -172,15 +169,11 @@ impl LiveState {
                 .clone()
                 .map(|sink| sink as Arc<dyn keygate_plugin_api::CaptureSink>),
         );
-        let mut models = HashMap::new();
         let mut model_list = Vec::new();
         for model in &config.models {
             let sample = capture_sample(config.capture.as_ref(), model)?;
             let backend = plugins.build_backend(model, &client)?;
             let route = Arc::new(ModelRoute::build(model, &secrets, backend, sample)?);
-            models
-                .entry(route.name.clone())
-                .or_insert_with(|| route.clone());
             model_list.push(route);
         }
         let routing = Routing::build(&config.models, &model_list, &config.router)?;
@@ -194,7 +187,6 @@ impl LiveState {
             .filter(|key| !key.is_empty())
             .map(|key| Sha256::digest(key.as_bytes()).into());
         Ok(Self {
-            models,
             model_list,
             routing,
             limits: config.limits.clone(),

@@ -53,7 +53,7 @@ pub fn bench(c: &mut Criterion, gw: &Gateway) {
     });
     g.finish();
 
-    let route = gw.live.models.get(MODEL).expect("bench model");
+    let route = gw.live.routing.group(MODEL).expect("bench model").primary();
     let byok = sdk_headers(&[
         ("authorization", &bearer),
         (

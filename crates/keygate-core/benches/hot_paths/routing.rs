@@ -39,9 +39,6 @@ pub fn bench(c: &mut Criterion, gw: &Gateway) {
         });
     }
     g.throughput(Throughput::Elements(1));
-    g.bench_function("model_lookup", |b| {
-        b.iter(|| gw.live.models.get(black_box(MODEL)).map(|r| r.timeout))
-    });
     g.bench_function("group_lookup_and_attempts", |b| {
         b.iter(|| {
             let group = gw.live.routing.group(black_box(MODEL)).expect("configured");

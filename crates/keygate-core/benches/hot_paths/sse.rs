@@ -26,7 +26,7 @@ pub fn bench(c: &mut Criterion, gw: &Gateway) {
     g.bench_function("parse/aligned", |b| b.iter(|| parse(black_box(&aligned))));
     g.bench_function("parse/split", |b| b.iter(|| parse(black_box(&split))));
 
-    let route = gw.live.models.get(MODEL).expect("bench model");
+    let route = gw.live.routing.group(MODEL).expect("bench model").primary();
     let ask = Ask {
         body_bytes: 60,
         max_output: None,

@@ -70,7 +70,10 @@ fn build(plugins: &Plugins, yaml: &str) -> Result<LiveState, BuildError> {
 
 async fn chat(live: &LiveState, model: &str) -> Result<BackendResponse, BackendError> {
     let forward = HeaderMap::new();
-    live.models[model]
+    live.routing
+        .group(model)
+        .expect("configured model")
+        .primary()
         .backend
         .chat(BackendRequest {
             body: Bytes::from_static(b"{}"),
