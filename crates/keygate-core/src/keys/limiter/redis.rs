@@ -151,6 +151,16 @@ impl std::fmt::Debug for RedisLimiter {
     }
 }
 
+/// How the connections to Redis (admissions, and the settler's own) behave: every call and
+/// connect bounded by [`TIMEOUT`], one reconnect attempt before a call fails.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(TIMEOUT))
+        .set_response_timeout(Some(TIMEOUT))
+        .set_number_of_retries(1)
+        .set_max_delay(RECONNECT_PAUSE)
+}
+
 fn unavailable(err: &RedisError) -> AdmitError {
     tracing::warn!(error = %err, "cannot reach Redis to check a key's limits");
     AdmitError::Unavailable("Redis does not answer".into())
@@ -191,12 +201,11 @@ impl RedisLimiter {
         if last_failure.is_some_and(|at| at.elapsed() < RECONNECT_PAUSE) {
             return Err(AdmitError::Unavailable("Redis does not answer".into()));
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        match self.client.get_connection_manager_with_config(config).await {
+        match self
+            .client
+            .get_connection_manager_with_config(manager_config())
+            .await
+        {
             Ok(conn) => {
                 *last_failure = None;
                 self.conn.store(Some(Arc::new(conn.clone())));
@@ -490,10 +499,10 @@ async fn settler(
                 }
             }
             None => {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(TIMEOUT))
-                    .set_response_timeout(Some(TIMEOUT));
-                match client.get_connection_manager_with_config(config).await {
+                match client
+                    .get_connection_manager_with_config(manager_config())
+                    .await
+                {
                     Ok(c) => {
                         conn = Some(c);
                         continue;
