@@ -19,9 +19,8 @@ mod postgres;
 mod redis;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::limits::{Admission, KeyLedger, Refusal};
+use super::limits::{now_secs, Admission, KeyLedger, Refusal};
 use super::spend::SpendWriter;
 use crate::config::LimitScope;
 use crate::store::{KeyRecord, Store};
@@ -97,14 +96,6 @@ impl Hold {
             ),
         }
     }
-}
-
-/// Seconds since the epoch.
-pub(crate) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// The current minute since the epoch.
@@ -235,14 +226,10 @@ impl Limiter {
     /// A key was regenerated: its row now has token id `new`. Requests of the old key still
     /// in flight will give back nothing (their reservations are dropped now) and their cost
     /// is not charged to the new key, as with the spend they settle.
-    pub async fn renamed(&self, store: &Store, old: &str, new: &str) {
+    pub async fn renamed(&self, old: &str, new: &str) {
         match self {
             Self::Local => {}
-            Self::Postgres(_) => {
-                if let Err(err) = store.drop_reservations(old, new).await {
-                    tracing::warn!(error = %err, "cannot drop the old key's reservations");
-                }
-            }
+            Self::Postgres(pg) => pg.renamed(old, new).await,
             Self::Redis(redis) => redis.forget(old).await,
         }
     }

@@ -80,7 +80,8 @@ struct Window {
     tokens: i64,
 }
 
-fn now_secs() -> u64 {
+/// Seconds since the epoch: the clock of the per-minute windows.
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

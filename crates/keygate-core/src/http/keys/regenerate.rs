@@ -86,10 +86,7 @@ async fn run(
         .map_err(|err| stored(err, alias))?;
     state.keys_changed(&[&old_id, &key.token_id]).await;
     state.ledgers().forget(&old_id);
-    state
-        .limiter()
-        .renamed(state.store(), &old_id, &key.token_id)
-        .await;
+    state.limiter().renamed(&old_id, &key.token_id).await;
     if !found {
         return Err(KeyApiError::RegenerateNotFound(shown(&given)));
     }

@@ -150,6 +150,13 @@ impl PgLimiter {
         }
     }
 
+    /// Drops the reservations held on `old`, a key regenerated into `new` (same row).
+    pub(super) async fn renamed(&self, old: &str, new: &str) {
+        if let Err(err) = self.store.drop_reservations(old, new).await {
+            tracing::warn!(error = %err, "cannot drop the old key's reservations");
+        }
+    }
+
     /// Leaves the cluster: whatever is still reserved (requests cut by the shutdown) is
     /// charged, as for a crash.
     pub(super) async fn leave(&self) {
