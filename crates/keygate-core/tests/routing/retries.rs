@@ -149,27 +149,21 @@ async fn embeddings_pass_over_a_deployment_that_cannot_embed() {
     let models = anthropic("emb", "claude-emb", &format!(", weight: {FIRST}"))
         + &openai("emb", "text-embedding-3-small", "");
     let s = setup("", &models).await;
-    let response = s
-        .client
-        .post(format!("{}/v1/embeddings", s.gateway.url))
-        .bearer_auth(crate::common::ADMIN)
-        .json(&serde_json::json!({"model": "emb", "input": "hello"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(routed(&response), ("emb#1".into(), "1".into(), "0".into()));
-    // Passed over, not failing: it is never put in cooldown however often this happens.
-    for _ in 0..4 {
-        let response = s
-            .client
+    let embed = || async {
+        s.client
             .post(format!("{}/v1/embeddings", s.gateway.url))
             .bearer_auth(crate::common::ADMIN)
             .json(&serde_json::json!({"model": "emb", "input": "hello"}))
             .send()
             .await
-            .unwrap();
-        assert_eq!(routed(&response).1, "1");
+            .unwrap()
+    };
+    let response = embed().await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(routed(&response), ("emb#1".into(), "1".into(), "0".into()));
+    // Passed over, not failing: it is never put in cooldown however often this happens.
+    for _ in 0..4 {
+        assert_eq!(routed(&embed().await).1, "1");
     }
     assert!(!s.metrics().await.contains("deployment=\"emb#0\""));
     assert_eq!(s.hits("claude-emb"), 0);
