@@ -91,17 +91,20 @@ pub async fn relay_json(
                 reason: err.to_string(),
             },
         })?;
-    let invalid = || GatewayError::UpstreamUnavailable {
-        model: model.to_owned(),
-        reason: "the upstream answered with invalid JSON".to_owned(),
+    // Nothing is charged for an answer no client can parse; the caller gets a 502.
+    let invalid = |meter: Option<Meter>| {
+        if let Some(meter) = meter {
+            meter.finish(None, 502);
+        }
+        GatewayError::UpstreamUnavailable {
+            model: model.to_owned(),
+            reason: "the upstream answered with invalid JSON".to_owned(),
+        }
     };
     let Some(map) = map else {
         // Passed through as it is, but never a 200 that no client can parse.
         if serde_json::from_slice::<IgnoredAny>(&body).is_err() {
-            if let Some(meter) = meter {
-                meter.finish(None, 502);
-            }
-            return Err(invalid());
+            return Err(invalid(meter));
         }
         if let Some(meter) = meter {
             meter.finish(usage_of(&body, wire), status.as_u16());
@@ -109,10 +112,7 @@ pub async fn relay_json(
         return Ok(json_response(status, body));
     };
     let Ok(value) = serde_json::from_slice::<Value>(&body) else {
-        if let Some(meter) = meter {
-            meter.finish(None, 502);
-        }
-        return Err(invalid());
+        return Err(invalid(meter));
     };
     if let Some(meter) = meter {
         let usage = match wire {
