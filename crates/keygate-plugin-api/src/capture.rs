@@ -12,20 +12,18 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_core::Stream;
 use http::HeaderMap;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Body as _, Incoming};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::backend::{BackendError, BackendResponse, BodyStream, ResponseBody};
+use crate::pool::{self, PooledBody, SendError};
 
 /// What replaces a credential in a capture.
 pub const REDACTED: &str = "[REDACTED]";
@@ -174,6 +172,11 @@ pub fn describe_transport_error(err: &(dyn std::error::Error + 'static)) -> Stri
     } else {
         "transport error"
     };
+    describe(kind, err)
+}
+
+/// `kind: ` and the innermost cause of `err`.
+fn describe(kind: &str, err: &(dyn std::error::Error + 'static)) -> String {
     let mut source = err.source();
     let mut detail = None;
     while let Some(inner) = source {
@@ -190,42 +193,22 @@ fn backend_error(err: &(dyn std::error::Error + 'static)) -> BackendError {
     BackendError::Unavailable(describe_transport_error(err))
 }
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+fn send_error(err: SendError) -> BackendError {
+    match err {
+        SendError::BadUri => BackendError::Unavailable(
+            "transport error: the upstream URL has no scheme or host".to_owned(),
+        ),
+        SendError::Connect(err) => BackendError::Unavailable(describe("connection failed", &*err)),
+        SendError::Http(err) => backend_error(&err),
+    }
+}
 
-/// The HTTP client backends use: HTTP/1.1 and HTTP/2 over TLS with the Mozilla roots, or plain
-/// HTTP; TCP_NODELAY; 10 s connect timeout; idle connections kept 90 s; with capture. Each
-/// thread has its own connection pool, so on keygate's per-core workers an upstream connection
-/// is driven by the thread that serves the request. Cheap to clone.
+/// The HTTP client backends use: HTTP/1.1 over TLS with the Mozilla roots, or plain HTTP;
+/// TCP_NODELAY; 10 s connect timeout; idle connections kept 90 s, per thread, and driven by the
+/// task of the request that uses them (see [`crate::pool`]); with capture. Cheap to clone.
 #[derive(Clone)]
 pub struct CaptureClient {
     sink: Option<Arc<dyn CaptureSink>>,
-}
-
-fn build_pool() -> Client<Connector, Full<Bytes>> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(Duration::from_secs(10)));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .pool_timer(TokioTimer::new())
-        .build(https)
-}
-
-thread_local! {
-    static POOL: Client<Connector, Full<Bytes>> = build_pool();
-}
-
-/// This thread's connection pool.
-fn pool() -> Client<Connector, Full<Bytes>> {
-    POOL.with(Client::clone)
 }
 
 impl CaptureClient {
@@ -287,13 +270,12 @@ impl CaptureClient {
         &self,
         request: http::Request<Bytes>,
         capture: Option<&CaptureContext>,
-    ) -> Result<(http::response::Parts, Incoming, Option<Pending>), BackendError> {
+    ) -> Result<(http::response::Parts, PooledBody, Option<Pending>), BackendError> {
         let mut pending = self.begin(&request, capture);
-        let response = match pool().request(request.map(Full::new)).await {
+        let (parts, incoming) = match pool::send(request).await {
             Ok(response) => response,
-            Err(err) => return Err(fail(pending, backend_error(&err))),
+            Err(err) => return Err(fail(pending, send_error(err))),
         };
-        let (parts, incoming) = response.into_parts();
         if let Some(pending) = &mut pending {
             pending.response(parts.status, &parts.headers);
         }
@@ -429,7 +411,7 @@ impl Pending {
 
 /// A response body on its way to the caller, captured as it passes.
 struct Capturing {
-    incoming: Incoming,
+    incoming: PooledBody,
     pending: Option<Pending>,
 }
 

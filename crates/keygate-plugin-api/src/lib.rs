@@ -22,6 +22,7 @@
 mod backend;
 mod capture;
 mod plugin;
+mod pool;
 mod secret;
 mod version;
 

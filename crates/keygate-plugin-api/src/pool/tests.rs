@@ -1,0 +1,211 @@
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
+
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::*;
+
+fn key(uri: &str) -> Key {
+    let uri: Uri = uri.parse().unwrap();
+    (
+        uri.scheme().unwrap().clone(),
+        uri.authority().unwrap().clone(),
+    )
+}
+
+#[test]
+fn host_header_drops_default_ports_and_userinfo() {
+    assert_eq!(
+        host_header(&key("https://api.openai.com/v1")),
+        "api.openai.com"
+    );
+    assert_eq!(
+        host_header(&key("https://api.openai.com:443/v1")),
+        "api.openai.com"
+    );
+    assert_eq!(
+        host_header(&key("http://127.0.0.1:8080/v1")),
+        "127.0.0.1:8080"
+    );
+    assert_eq!(
+        host_header(&key("http://user:pw@example.com:81/")),
+        "example.com:81"
+    );
+    assert_eq!(host_header(&key("http://[::1]:80/")), "[::1]");
+}
+
+/// What the test server answers to one request: the bytes to write, and whether to close the
+/// connection after them.
+type Answer = (Vec<u8>, bool);
+
+/// A raw HTTP/1.1 server: each request (head and `content-length` body) is answered by
+/// `answer(connection number, request number on it)`. Returns its address and the request heads
+/// seen, each with its connection number.
+async fn server(
+    answer: impl Fn(usize, usize) -> Answer + Send + Sync + 'static,
+) -> (SocketAddr, Arc<Mutex<Vec<(usize, String)>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let answer = Arc::new(answer);
+    let log = seen.clone();
+    tokio::spawn(async move {
+        for conn in 0.. {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let (answer, log) = (answer.clone(), log.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                for n in 0.. {
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                    while buf.len() < head_end + length {
+                        let mut chunk = [0u8; 4096];
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                    }
+                    buf.drain(..head_end + length);
+                    log.lock().unwrap().push((conn, head));
+                    let (bytes, close) = answer(conn, n);
+                    if socket.write_all(&bytes).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+fn ok(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn post(addr: SocketAddr) -> Request<Bytes> {
+    Request::post(format!("http://{addr}/v1/chat/completions"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Bytes::from_static(b"{\"model\":\"m\"}"))
+        .unwrap()
+}
+
+async fn text(addr: SocketAddr) -> String {
+    let (head, body) = send(post(addr)).await.unwrap();
+    assert_eq!(head.status, 200);
+    let body = body.collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn sequential_requests_share_one_connection_in_origin_form_with_a_host() {
+    let (addr, seen) = server(|_, n| (ok(&format!("answer {n}")), false)).await;
+    for n in 0..3 {
+        assert_eq!(text(addr).await, format!("answer {n}"));
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.iter().map(|(c, _)| *c).collect::<Vec<_>>(), [0, 0, 0]);
+    let head = &seen[0].1;
+    assert!(
+        head.starts_with("post /v1/chat/completions http/1.1\r\n"),
+        "{head}"
+    );
+    assert!(head.contains(&format!("host: {addr}\r\n")), "{head}");
+    assert!(head.contains("content-length: 13\r\n"), "{head}");
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_while_idle_is_replaced() {
+    // The server closes after each answer without saying so: the pooled connection is found
+    // closed when it is taken out, and the request goes out on a new one.
+    let (addr, seen) = server(|c, _| (ok(&format!("conn {c}")), true)).await;
+    assert_eq!(text(addr).await, "conn 0");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(text(addr).await, "conn 1");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn connection_close_is_not_pooled() {
+    let close = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok".to_vec();
+    let (addr, seen) = server(move |_, _| (close.clone(), false)).await;
+    assert_eq!(text(addr).await, "ok");
+    assert_eq!(text(addr).await, "ok");
+    let conns: Vec<_> = seen.lock().unwrap().iter().map(|(c, _)| *c).collect();
+    assert_eq!(conns, [0, 1]);
+}
+
+#[tokio::test]
+async fn chunks_already_read_come_out_back_to_back() {
+    // Three chunks in one write, and the stream stays open: once the first chunk is out, the
+    // next two are ready at once, with no other task to run in between.
+    let chunks = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+        2\r\nc1\r\n2\r\nc2\r\n2\r\nc3\r\n"
+        .to_vec();
+    let (addr, _) = server(move |_, _| (chunks.clone(), false)).await;
+    let (_, mut body) = send(post(addr)).await.unwrap();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(first, "c1");
+    let mut cx = Context::from_waker(Waker::noop());
+    for want in ["c2", "c3"] {
+        match Pin::new(&mut body).poll_frame(&mut cx) {
+            Poll::Ready(Some(Ok(frame))) => assert_eq!(frame.into_data().unwrap(), want),
+            other => panic!(
+                "expected {want} at once, got {:?}",
+                other.map(|f| f.is_some())
+            ),
+        }
+    }
+    assert!(Pin::new(&mut body).poll_frame(&mut cx).is_pending());
+}
+
+#[tokio::test]
+async fn a_body_dropped_before_its_end_closes_its_connection() {
+    let (addr, seen) = server(|c, _| {
+        if c == 0 {
+            let open = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nc1\r\n";
+            (open.to_vec(), false)
+        } else {
+            (ok("fresh"), false)
+        }
+    })
+    .await;
+    let (_, mut body) = send(post(addr)).await.unwrap();
+    assert_eq!(
+        body.frame().await.unwrap().unwrap().into_data().unwrap(),
+        "c1"
+    );
+    drop(body);
+    assert_eq!(text(addr).await, "fresh");
+    let conns: Vec<_> = seen.lock().unwrap().iter().map(|(c, _)| *c).collect();
+    assert_eq!(conns, [0, 1]);
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_connect_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    assert!(matches!(send(post(addr)).await, Err(SendError::Connect(_))));
+    let relative = Request::post("/v1/chat").body(Bytes::new()).unwrap();
+    assert!(matches!(send(relative).await, Err(SendError::BadUri)));
+}
