@@ -7,10 +7,10 @@ mod byok;
 pub use byok::{byok_key, ByokKey};
 
 use http::{header, HeaderMap};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::GatewayError;
+use crate::keys::token;
 use crate::state::{AppState, LiveState};
 
 /// An authenticated caller.
@@ -51,9 +51,13 @@ pub fn authenticate_admin(headers: &HeaderMap, live: &LiveState) -> Result<Calle
 
 /// Whether `key` is the admin key (constant time).
 pub fn is_admin(key: &str, live: &LiveState) -> bool {
-    let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+    is_admin_digest(&token::digest(key), live)
+}
+
+/// Whether the key hashed to `digest` ([`token::digest`]) is the admin key (constant time).
+fn is_admin_digest(digest: &[u8; 32], live: &LiveState) -> bool {
     live.admin_key_hash()
-        .is_some_and(|admin| bool::from(admin.ct_eq(&digest)))
+        .is_some_and(|admin| bool::from(admin.ct_eq(digest)))
 }
 
 /// Authenticates an inference caller: the admin key, else a virtual key that may be used now.
@@ -63,10 +67,12 @@ pub async fn authenticate(
     state: &AppState,
 ) -> Result<Caller, GatewayError> {
     let key = presented_key(headers).ok_or(GatewayError::Unauthorized)?;
-    if is_admin(key, live) {
+    // One hash serves both lookups.
+    let digest = token::digest(key);
+    if is_admin_digest(&digest, live) {
         return Ok(Caller::Admin);
     }
-    crate::keys::meter::authenticate(state, key)
+    crate::keys::meter::authenticate_digest(state, &digest)
         .await
         .map(Caller::Virtual)
 }

@@ -14,7 +14,6 @@
 //! HTTP/2 multiplexing needs a task that owns the connection.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
@@ -95,8 +94,14 @@ impl Conn {
     }
 }
 
+/// A connection waiting in the pool, boxed: a connection holds its buffers inline, and is
+/// moved in and out of the pool once per exchange.
+type Idle = (Box<Conn>, Instant);
+
 thread_local! {
-    static IDLE: RefCell<HashMap<Key, Vec<(Conn, Instant)>>> = RefCell::new(HashMap::new());
+    /// Per upstream, the idle connections, most recently used last. A list: a thread talks to
+    /// a handful of upstreams.
+    static IDLE: RefCell<Vec<(Key, Vec<Idle>)>> = const { RefCell::new(Vec::new()) };
     static CONNECTOR: HttpsConnector<HttpConnector> = connector();
 }
 
@@ -113,9 +118,13 @@ fn connector() -> HttpsConnector<HttpConnector> {
 }
 
 /// A live idle connection to `key` from this thread's pool, if there is one.
-async fn checkout(key: &Key) -> Option<Conn> {
+async fn checkout(key: &Key) -> Option<Box<Conn>> {
     loop {
-        let (mut conn, since) = IDLE.with(|idle| idle.borrow_mut().get_mut(key)?.pop())?;
+        let (mut conn, since) = IDLE.with(|idle| {
+            let mut idle = idle.borrow_mut();
+            let (_, list) = idle.iter_mut().find(|(k, _)| k == key)?;
+            list.pop()
+        })?;
         if since.elapsed() < IDLE_TIMEOUT
             && std::future::poll_fn(|cx| Poll::Ready(conn.reusable(cx))).await
         {
@@ -126,21 +135,31 @@ async fn checkout(key: &Key) -> Option<Conn> {
 
 /// Puts a connection whose exchange has ended back in this thread's pool, if it can carry
 /// another request.
-fn checkin(mut conn: Conn, cx: &mut Context<'_>) {
+fn checkin(mut conn: Box<Conn>, cx: &mut Context<'_>) {
     if !conn.reusable(cx) {
         return;
     }
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
-        let list = idle.entry(conn.key.clone()).or_default();
-        list.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
+        let at = match idle.iter().position(|(k, _)| *k == conn.key) {
+            Some(at) => at,
+            None => {
+                idle.push((conn.key.clone(), Vec::new()));
+                idle.len() - 1
+            }
+        };
+        let list = &mut idle[at].1;
+        // Oldest first (connections are taken from the end): the expired ones lead.
+        let now = Instant::now();
+        let expired = list.partition_point(|(_, since)| now - *since >= IDLE_TIMEOUT);
+        list.drain(..expired);
         if list.len() < MAX_IDLE_PER_UPSTREAM {
-            list.push((conn, Instant::now()));
+            list.push((conn, now));
         }
     });
 }
 
-async fn connect(key: &Key) -> Result<Conn, SendError> {
+async fn connect(key: &Key) -> Result<Box<Conn>, SendError> {
     let uri = Uri::builder()
         .scheme(key.0.clone())
         .authority(key.1.clone())
@@ -153,12 +172,12 @@ async fn connect(key: &Key) -> Result<Conn, SendError> {
         .handshake(io)
         .await
         .map_err(SendError::Http)?;
-    Ok(Conn {
+    Ok(Box::new(Conn {
         key: key.clone(),
         sender,
         driver,
         open: true,
-    })
+    }))
 }
 
 /// Sends `request` (its URI absolute) on a pooled connection, or a new one, and returns the
@@ -231,7 +250,7 @@ fn host_header(key: &Key) -> &str {
 /// cancels the upstream request).
 pub(crate) struct PooledBody {
     incoming: Incoming,
-    conn: Option<Conn>,
+    conn: Option<Box<Conn>>,
 }
 
 impl Body for PooledBody {

@@ -30,7 +30,15 @@ pub async fn authenticate(
     state: &AppState,
     presented: &str,
 ) -> Result<Arc<KeyRecord>, GatewayError> {
-    let token_id = token::hash_key(presented);
+    authenticate_digest(state, &token::digest(presented)).await
+}
+
+/// [`authenticate`] for a key already hashed ([`token::digest`]).
+pub async fn authenticate_digest(
+    state: &AppState,
+    digest: &[u8; 32],
+) -> Result<Arc<KeyRecord>, GatewayError> {
+    let token_id = hex::encode(digest);
     let key = state
         .keys()
         .get(state.store(), &token_id)

@@ -12,9 +12,14 @@ pub fn new_key() -> String {
     format!("sk-{}", hex::encode(bytes))
 }
 
+/// The SHA-256 of a key's text.
+pub fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
 /// The stored form of a key: hex SHA-256 of its text.
 pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    hex::encode(digest(key))
 }
 
 /// True when `text` is already a stored form (64 lowercase hex digits), as LiteLLM accepts a
