@@ -119,18 +119,20 @@ fn path_dialect(uri: &http::Uri) -> Dialect {
 async fn log_errors(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let path = redact_path(request.uri().path());
+    // Redacted only when a line is written (a copy of the URI is a reference count).
+    let uri = request.uri().clone();
+    let path = || redact_path(uri.path());
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     match response.extensions().get::<ErrorReport>() {
         Some(report) if status >= 500 => {
-            tracing::warn!(%method, %path, status, elapsed_ms, error = %report.message, "request failed")
+            tracing::warn!(%method, path = %path(), status, elapsed_ms, error = %report.message, "request failed")
         }
         Some(report) => {
-            tracing::info!(%method, %path, status, elapsed_ms, error = %report.message, "request refused")
+            tracing::info!(%method, path = %path(), status, elapsed_ms, error = %report.message, "request refused")
         }
-        None => tracing::debug!(%method, %path, status, elapsed_ms, "request"),
+        None => tracing::debug!(%method, path = %path(), status, elapsed_ms, "request"),
     }
     response
 }

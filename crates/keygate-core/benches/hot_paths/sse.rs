@@ -46,7 +46,10 @@ pub fn bench(c: &mut Criterion, gw: &Gateway) {
         UsageTap::new(Wire::OpenAi, meter, strip)
     };
     let relay = |mut tap: UsageTap, chunks: &[Bytes]| {
-        let sent: usize = chunks.iter().map(|c| tap.observe(c.clone()).len()).sum();
+        let sent: usize = chunks
+            .iter()
+            .map(|c| tap.observe(c.clone()).iter().map(Bytes::len).sum::<usize>())
+            .sum();
         tap.finish(200);
         sent
     };

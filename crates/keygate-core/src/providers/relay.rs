@@ -102,12 +102,16 @@ pub async fn relay_json(
         }
     };
     let Some(map) = map else {
-        // Passed through as it is, but never a 200 that no client can parse.
-        if serde_json::from_slice::<IgnoredAny>(&body).is_err() {
-            return Err(invalid(meter));
-        }
+        // Passed through as it is, but never a 200 that no client can parse. One parse reads
+        // the usage and checks the whole body; only a body that is not an object with at most
+        // one `usage` is parsed again, to tell valid JSON from garbage.
+        let usage = match serde_json::from_slice::<UsageOnly>(&body) {
+            Ok(parsed) => parsed.usage.and_then(|usage| usage_in(&usage, wire)),
+            Err(_) if serde_json::from_slice::<IgnoredAny>(&body).is_ok() => None,
+            Err(_) => return Err(invalid(meter)),
+        };
         if let Some(meter) = meter {
-            meter.finish(usage_of(&body, wire), status.as_u16());
+            meter.finish(usage, status.as_u16());
         }
         return Ok(json_response(status, body));
     };
@@ -124,17 +128,18 @@ pub async fn relay_json(
     Ok(json_response(status, Bytes::from(map(&value).to_string())))
 }
 
-/// The `usage` of a response body in `wire`'s dialect, reading only that member.
-fn usage_of(body: &[u8], wire: Wire) -> Option<Usage> {
-    #[derive(serde::Deserialize)]
-    struct UsageOnly {
-        #[serde(default)]
-        usage: Option<Value>,
-    }
-    let usage = serde_json::from_slice::<UsageOnly>(body).ok()?.usage?;
+/// A response body read for its `usage` member only (the rest is checked, not kept).
+#[derive(serde::Deserialize)]
+struct UsageOnly {
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
+/// A response's `usage` member read in `wire`'s dialect.
+fn usage_in(usage: &Value, wire: Wire) -> Option<Usage> {
     match wire {
-        Wire::OpenAi => translate::openai_usage_object(&usage),
-        Wire::Anthropic => translate::anthropic_usage_object(&usage),
+        Wire::OpenAi => translate::openai_usage_object(usage),
+        Wire::Anthropic => translate::anthropic_usage_object(usage),
     }
 }
 
@@ -179,14 +184,21 @@ pub fn relay_sse(response: BackendResponse, dialect: Dialect, tap: Option<UsageT
         });
         return sse_response(Body::from_stream(body));
     };
-    let body = futures_util::stream::unfold(Some((upstream, tap)), move |state| async move {
-        let (mut upstream, mut tap) = state?;
+    // The state holds the second part of an observed chunk until it is sent.
+    let body = futures_util::stream::unfold(Some((upstream, tap, None)), move |state| async move {
+        let (mut upstream, mut tap, held) = state?;
+        if let Some(held) = held {
+            return Some((Ok::<_, Infallible>(held), Some((upstream, tap, None))));
+        }
         loop {
             match upstream.next().await {
                 Some(Ok(bytes)) => {
-                    let out = tap.observe(bytes);
-                    if !out.is_empty() {
-                        return Some((Ok::<_, Infallible>(out), Some((upstream, tap))));
+                    let [first, second] = tap.observe(bytes);
+                    let second = (!second.is_empty()).then_some(second);
+                    match (first.is_empty(), second) {
+                        (true, None) => {}
+                        (true, Some(out)) => return Some((Ok(out), Some((upstream, tap, None)))),
+                        (false, held) => return Some((Ok(first), Some((upstream, tap, held)))),
                     }
                 }
                 Some(Err(err)) => {
@@ -278,4 +290,38 @@ pub fn relay_translated<T: StreamTranslator>(
         }
     });
     sse_response(Body::from_stream(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn relayed(body: &'static str) -> Result<Response, GatewayError> {
+        let response = BackendResponse::full(StatusCode::OK, body);
+        relay_json(response, "m", None, Wire::OpenAi, None).await
+    }
+
+    #[tokio::test]
+    async fn a_passed_through_body_must_be_json_of_any_shape() {
+        let usage = r#"{"id":"x","usage":{"prompt_tokens":1,"completion_tokens":2}}"#;
+        for body in [usage, "[1,2]", r#"{"usage":1,"usage":2}"#, "{}"] {
+            let response = relayed(body).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{body}");
+        }
+        for body in ["{\"id\":", "not json", r#"{"a":1} trailing"#] {
+            let err = relayed(body).await.unwrap_err();
+            assert!(
+                matches!(err, GatewayError::UpstreamUnavailable { .. }),
+                "{body}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn usage_is_read_in_the_upstreams_dialect() {
+        let parsed: UsageOnly =
+            serde_json::from_str(r#"{"usage":{"prompt_tokens":3,"completion_tokens":4}}"#).unwrap();
+        let usage = usage_in(&parsed.usage.unwrap(), Wire::OpenAi).unwrap();
+        assert_eq!((usage.input_tokens, usage.output_tokens), (3, 4));
+    }
 }

@@ -130,6 +130,13 @@ impl SseParser {
         events
     }
 
+    /// Records that whole events went past the parser unread (the caller saw they ended at an
+    /// event boundary, with the parser idle before them): the stream is no longer at its first
+    /// line.
+    pub fn passed_over(&mut self) {
+        self.first_line = false;
+    }
+
     /// Whether nothing is pending: the bytes pushed so far ended exactly at an event boundary.
     pub fn is_idle(&self) -> bool {
         self.line.is_empty() && self.data.is_empty() && self.event.is_empty() && !self.after_cr

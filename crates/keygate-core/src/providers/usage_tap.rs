@@ -2,8 +2,14 @@
 //! the upstream says: OpenAI's final usage chunk (asked for with `stream_options.include_usage`;
 //! removed again when the caller did not ask for it), Anthropic's `message_start` and
 //! `message_delta` usage. The bytes a caller receives are otherwise the upstream's own.
+//!
+//! Most events report no usage (OpenAI's say `"usage":null`): a chunk's whole events up to the
+//! first one that may report usage pass without being parsed, found by a byte search.
+
+use std::sync::LazyLock;
 
 use bytes::Bytes;
+use memchr::memmem;
 use serde_json::{Map, Value};
 
 use super::sse::{self, SseEvent, SseParser};
@@ -35,8 +41,29 @@ impl UsageTap {
         }
     }
 
-    /// Looks at one upstream chunk; returns what the caller gets.
-    pub fn observe(&mut self, bytes: Bytes) -> Bytes {
+    /// Looks at one upstream chunk; returns what the caller gets, in two parts (either may be
+    /// empty; they are not joined, which would copy them): the events passed as they are, then
+    /// the rest as observed.
+    pub fn observe(&mut self, mut bytes: Bytes) -> [Bytes; 2] {
+        let skip = if self.parser.is_idle() {
+            usage_free_prefix(&bytes)
+        } else {
+            0
+        };
+        if skip > 0 {
+            self.parser.passed_over();
+        }
+        let passed = bytes.split_to(skip);
+        let rest = if bytes.is_empty() {
+            bytes
+        } else {
+            self.observe_parsed(bytes)
+        };
+        [passed, rest]
+    }
+
+    /// [`Self::observe`] with every event of the chunk parsed.
+    fn observe_parsed(&mut self, bytes: Bytes) -> Bytes {
         let whole_before = self.parser.is_idle();
         let Ok(events) = self.parser.push(&bytes) else {
             return bytes;
@@ -118,9 +145,50 @@ impl UsageTap {
     }
 }
 
+/// The length of the longest prefix of `bytes` made of whole events (each ended by a blank
+/// line, `\n\n`) of which none can report usage: none holds `"usage"` other than as
+/// `"usage":null`. An event cut by the chunk's end is not in it. `bytes` must start at an event
+/// boundary.
+fn usage_free_prefix(bytes: &[u8]) -> usize {
+    static USAGE: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(USAGE_KEY));
+    static BLANK_LINE: LazyLock<memmem::FinderRev<'static>> =
+        LazyLock::new(|| memmem::FinderRev::new(b"\n\n"));
+    let usage = USAGE
+        .find_iter(bytes)
+        .find(|&at| !bytes[at + USAGE_KEY.len()..].starts_with(b":null"));
+    let end = usage.unwrap_or(bytes.len());
+    BLANK_LINE.rfind(&bytes[..end]).map_or(0, |at| at + 2)
+}
+
+const USAGE_KEY: &[u8] = b"\"usage\"";
+
 fn encode(event: &SseEvent) -> String {
     match &event.event {
         Some(name) => sse::encode_event(name, &event.data),
         None => sse::encode_data(&event.data),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prefix_ends_before_the_first_event_that_may_report_usage() {
+        let quiet = "data: {\"a\":1,\"usage\":null}\n\n";
+        let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n";
+        let both = format!("{quiet}{quiet}{usage}{quiet}");
+        assert_eq!(usage_free_prefix(both.as_bytes()), 2 * quiet.len());
+        assert_eq!(usage_free_prefix(quiet.as_bytes()), quiet.len());
+        assert_eq!(usage_free_prefix(usage.as_bytes()), 0);
+        // An event cut by the chunk's end stays out; `\r\n` line ends are left to the parser.
+        assert_eq!(
+            usage_free_prefix(format!("{quiet}data: {{").as_bytes()),
+            quiet.len()
+        );
+        assert_eq!(usage_free_prefix(b"data: x\r\n\r\n"), 0);
+        // `"usage": null` with a space is not recognised as quiet: parsed, to be safe.
+        assert_eq!(usage_free_prefix(b"data: {\"usage\": null}\n\n"), 0);
     }
 }
