@@ -18,23 +18,15 @@ fn key(uri: &str) -> Key {
 
 #[test]
 fn host_header_drops_default_ports_and_userinfo() {
-    assert_eq!(
-        host_header(&key("https://api.openai.com/v1")),
-        "api.openai.com"
-    );
-    assert_eq!(
-        host_header(&key("https://api.openai.com:443/v1")),
-        "api.openai.com"
-    );
-    assert_eq!(
-        host_header(&key("http://127.0.0.1:8080/v1")),
-        "127.0.0.1:8080"
-    );
-    assert_eq!(
-        host_header(&key("http://user:pw@example.com:81/")),
-        "example.com:81"
-    );
-    assert_eq!(host_header(&key("http://[::1]:80/")), "[::1]");
+    for (uri, host) in [
+        ("https://api.openai.com/v1", "api.openai.com"),
+        ("https://api.openai.com:443/v1", "api.openai.com"),
+        ("http://127.0.0.1:8080/v1", "127.0.0.1:8080"),
+        ("http://user:pw@example.com:81/", "example.com:81"),
+        ("http://[::1]:80/", "[::1]"),
+    ] {
+        assert_eq!(host_header(&key(uri)), host, "{uri}");
+    }
 }
 
 /// What the test server answers to one request: the bytes to write, and whether to close the
@@ -63,10 +55,8 @@ async fn server(
                         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                             break i + 4;
                         }
-                        let mut chunk = [0u8; 4096];
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        if !read_more(&mut socket, &mut buf).await {
+                            return;
                         }
                     };
                     let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
@@ -75,10 +65,8 @@ async fn server(
                         .find_map(|l| l.strip_prefix("content-length: "))
                         .map_or(0, |v| v.trim().parse::<usize>().unwrap());
                     while buf.len() < head_end + length {
-                        let mut chunk = [0u8; 4096];
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        if !read_more(&mut socket, &mut buf).await {
+                            return;
                         }
                     }
                     buf.drain(..head_end + length);
@@ -92,6 +80,18 @@ async fn server(
         }
     });
     (addr, seen)
+}
+
+/// Reads what has arrived onto `buf`; false at the end of the connection.
+async fn read_more(socket: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 4096];
+    match socket.read(&mut chunk).await {
+        Ok(0) | Err(_) => false,
+        Ok(k) => {
+            buf.extend_from_slice(&chunk[..k]);
+            true
+        }
+    }
 }
 
 fn ok(body: &str) -> Vec<u8> {
