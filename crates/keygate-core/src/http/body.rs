@@ -71,6 +71,14 @@ pub struct Peek<'a> {
     /// `max_completion_tokens` (OpenAI's newer name), likewise.
     #[serde(default, deserialize_with = "lenient_count")]
     pub max_completion_tokens: Option<u64>,
+    /// Whether the body has a `stream_options` member (of any value, `null` included).
+    #[serde(default, deserialize_with = "present")]
+    pub stream_options: bool,
+}
+
+/// True for any JSON value: the member is there.
+fn present<'de, D: serde::Deserializer<'de>>(de: D) -> Result<bool, D::Error> {
+    <serde::de::IgnoredAny as serde::Deserialize>::deserialize(de).map(|_| true)
 }
 
 /// A whole number, or `None` for any other JSON value.

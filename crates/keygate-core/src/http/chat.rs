@@ -151,6 +151,7 @@ async fn infer(
         model,
         bytes: &bytes,
         stream,
+        stream_options: peek.stream_options,
     };
     // A caller's own key belongs to the model it named: no fallback to other models then.
     let mut attempts = Attempts::start(&live.routing, group, byok.is_none());

@@ -25,6 +25,8 @@ pub(super) struct Prepared<'a> {
     pub model: &'a str,
     pub bytes: &'a Bytes,
     pub stream: bool,
+    /// Whether the body has a `stream_options` member.
+    pub stream_options: bool,
 }
 
 /// A successful upstream answer, and what its relay needs to know.
@@ -49,6 +51,7 @@ pub(super) async fn send(
         model,
         bytes,
         stream,
+        stream_options,
     } = *request;
     let caller = endpoint.dialect();
     let wire = route.wire;
@@ -68,8 +71,15 @@ pub(super) async fn send(
     let mut strip_usage_chunk = false;
     let (op, upstream_body, tree) = if same_dialect {
         let wants_usage = metered && stream && wire == Wire::OpenAi;
-        let body = if route.upstream_model == model && !wants_usage {
+        let same_model = route.upstream_model == model;
+        let body = if same_model && !wants_usage {
             bytes.clone()
+        } else if same_model && !stream_options {
+            // The common case of a metered stream: the member is added to the bytes as they
+            // are, not to a tree parsed and written out again (a cost that grows with the
+            // prompt).
+            strip_usage_chunk = true;
+            with_usage_option(bytes)?
         } else {
             let mut tree = body::parse_tree(bytes)?;
             tree["model"] = Value::String(route.upstream_model.clone());
@@ -109,6 +119,26 @@ pub(super) async fn send(
         tree,
         strip_usage_chunk,
     })
+}
+
+/// `body`, a JSON object with no `stream_options` member, with
+/// `"stream_options":{"include_usage":true}` added as its last member.
+fn with_usage_option(body: &[u8]) -> Result<Bytes, GatewayError> {
+    let not_an_object =
+        || GatewayError::InvalidRequest("The request body must be a JSON object.".into());
+    let end = body
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .filter(|&end| body[end] == b'}')
+        .ok_or_else(not_an_object)?;
+    let inner = body[..end].trim_ascii_end();
+    let mut out = Vec::with_capacity(end + 48);
+    out.extend_from_slice(inner);
+    if !inner.ends_with(b"{") {
+        out.push(b',');
+    }
+    out.extend_from_slice(br#""stream_options":{"include_usage":true}}"#);
+    Ok(Bytes::from(out))
 }
 
 /// Sets `stream_options.include_usage`; true when the caller had not asked for it.
@@ -191,4 +221,48 @@ fn forwarded_headers(headers: &HeaderMap, caller: Dialect, wire: Wire) -> Header
         }
     }
     forward
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_usage_option_is_added_to_the_bytes_as_they_are() {
+        for (body, want) in [
+            (
+                r#"{"model":"m","stream":true}"#,
+                r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#,
+            ),
+            (
+                "{\"model\":\"m\" }\n",
+                r#"{"model":"m","stream_options":{"include_usage":true}}"#,
+            ),
+            ("{ }", r#"{"stream_options":{"include_usage":true}}"#),
+        ] {
+            let got = with_usage_option(body.as_bytes()).unwrap();
+            assert_eq!(std::str::from_utf8(&got).unwrap(), want);
+            let parsed: Value = serde_json::from_slice(&got).unwrap();
+            assert_eq!(parsed["stream_options"]["include_usage"], true);
+        }
+        assert!(with_usage_option(b"[1]").is_err());
+    }
+
+    #[test]
+    fn a_stream_options_member_of_any_value_is_seen() {
+        for (body, present) in [
+            (r#"{"model":"m"}"#, false),
+            (r#"{"model":"m","stream_options":null}"#, true),
+            (
+                r#"{"model":"m","stream_options":{"include_usage":false}}"#,
+                true,
+            ),
+        ] {
+            assert_eq!(
+                body::peek(body.as_bytes()).unwrap().stream_options,
+                present,
+                "{body}"
+            );
+        }
+    }
 }
