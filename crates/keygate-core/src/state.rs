@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::capture::{self, FileSink};
@@ -185,7 +184,7 @@ impl LiveState {
             .admin_key
             .as_deref()
             .filter(|key| !key.is_empty())
-            .map(|key| Sha256::digest(key.as_bytes()).into());
+            .map(crate::keys::token::digest);
         Ok(Self {
             model_list,
             routing,

@@ -6,10 +6,9 @@
 use std::sync::Arc;
 
 use http::{header, HeaderMap};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::error::KeyApiError;
+use crate::auth;
 use crate::keys::token;
 use crate::state::AppState;
 use crate::store::KeyRecord;
@@ -49,14 +48,6 @@ fn strip_bearer(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
 }
 
-fn is_admin(state: &AppState, key: &str) -> bool {
-    let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-    state
-        .live()
-        .admin_key_hash()
-        .is_some_and(|admin| bool::from(admin.ct_eq(&digest)))
-}
-
 /// The virtual key `text` names, if it is live (exists, not blocked, not expired).
 async fn live_key(
     state: &AppState,
@@ -78,7 +69,7 @@ pub async fn require_admin(
     now: i64,
 ) -> Result<(), KeyApiError> {
     let key = presented(headers)?;
-    if is_admin(state, key) {
+    if auth::is_admin(key, &state.live()) {
         return Ok(());
     }
     match live_key(state, key, now).await? {
@@ -94,7 +85,7 @@ pub async fn admin_or_key(
     now: i64,
 ) -> Result<Manager, KeyApiError> {
     let key = presented(headers)?;
-    if is_admin(state, key) {
+    if auth::is_admin(key, &state.live()) {
         return Ok(Manager::Admin);
     }
     match live_key(state, key, now).await? {
