@@ -238,7 +238,10 @@ fn host_header(key: &Key) -> &str {
         .as_str()
         .rsplit_once('@')
         .map_or(authority.as_str(), |(_, rest)| rest);
-    if authority.port_u16().is_some() && authority.port_u16() == default_port {
+    if authority
+        .port_u16()
+        .is_some_and(|port| Some(port) == default_port)
+    {
         authority.host()
     } else {
         hostport

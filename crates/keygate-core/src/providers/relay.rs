@@ -194,11 +194,13 @@ pub fn relay_sse(response: BackendResponse, dialect: Dialect, tap: Option<UsageT
             match upstream.next().await {
                 Some(Ok(bytes)) => {
                     let [first, second] = tap.observe(bytes);
-                    let second = (!second.is_empty()).then_some(second);
-                    match (first.is_empty(), second) {
-                        (true, None) => {}
-                        (true, Some(out)) => return Some((Ok(out), Some((upstream, tap, None)))),
-                        (false, held) => return Some((Ok(first), Some((upstream, tap, held)))),
+                    let (out, held) = if first.is_empty() {
+                        (second, None)
+                    } else {
+                        (first, (!second.is_empty()).then_some(second))
+                    };
+                    if !out.is_empty() {
+                        return Some((Ok(out), Some((upstream, tap, held))));
                     }
                 }
                 Some(Err(err)) => {
