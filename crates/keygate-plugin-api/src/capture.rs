@@ -189,18 +189,13 @@ fn describe(kind: &str, err: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
-fn backend_error(err: &(dyn std::error::Error + 'static)) -> BackendError {
-    BackendError::Unavailable(describe_transport_error(err))
-}
-
 fn send_error(err: SendError) -> BackendError {
-    match err {
-        SendError::BadUri => BackendError::Unavailable(
-            "transport error: the upstream URL has no scheme or host".to_owned(),
-        ),
-        SendError::Connect(err) => BackendError::Unavailable(describe("connection failed", &*err)),
-        SendError::Http(err) => backend_error(&err),
-    }
+    BackendError::Unavailable(match err {
+        SendError::BadUri => "transport error: the upstream URL has no scheme or host".to_owned(),
+        SendError::Connect(err) => describe("connection failed", &*err),
+        SendError::Io(err) => describe("transport error", &err),
+        SendError::Wire(err) => format!("bad response: {err}"),
+    })
 }
 
 /// The HTTP client backends use: HTTP/1.1 over TLS with the Mozilla roots, or plain HTTP;
@@ -243,7 +238,7 @@ impl CaptureClient {
                     body: ResponseBody::Full(body),
                 })
             }
-            Err(err) => Err(fail(pending, backend_error(&err))),
+            Err(err) => Err(fail(pending, send_error(err))),
         }
     }
 
@@ -434,7 +429,7 @@ impl Stream for Capturing {
                     Err(_) => continue,
                 },
                 Poll::Ready(Some(Err(err))) => {
-                    let error = backend_error(&err);
+                    let error = send_error(err);
                     if let Some(pending) = this.pending.take() {
                         pending.finish(false, Some(error.to_string()));
                     }

@@ -50,5 +50,9 @@ pub use {bytes, http, serde_json};
 #[doc(hidden)]
 pub use inventory;
 
+/// The upstream client's HTTP/1.1 response reader, for the fuzz target.
+#[doc(hidden)]
+pub use pool::{read_response_in_pieces, WireError};
+
 /// This crate's version: the plugin API version.
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");

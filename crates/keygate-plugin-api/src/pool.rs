@@ -1,35 +1,41 @@
-//! Upstream HTTP/1.1 connections driven by the task that uses them, kept per thread.
+//! Upstream HTTP/1.1 connections read by the task that uses them, kept per thread.
 //!
 //! A pooled client that gives each connection a task of its own makes every exchange cross
 //! tasks: the request goes to the connection's task, and each body chunk comes back through a
 //! channel, one task switch per stream event, so events that arrived in one read still leave one
-//! by one. Here the caller's task polls the connection itself while it waits for the response
-//! head and while it reads the body: chunks already read come out back to back (the relay merges
-//! them into one write to its client), and nothing else is scheduled. An idle connection waits
-//! in its thread's pool, polled by no one; it is checked when taken out (closed by the server,
-//! idle too long: dropped), and a request the pool's connection turns out unable to carry (it
-//! was closed before the request was written) is sent again on a new one.
+//! by one. Here the caller's task writes the request and reads the response itself: every body
+//! byte already read comes out as one piece ([`wire`] decodes the framing in place), and the
+//! relay writes it to its client in one write. An idle connection waits in its thread's pool,
+//! polled by no one; it is checked when taken out (closed by the server, sent something
+//! unasked, idle too long: dropped), and a request that a pooled connection could not take at
+//! all (the first write failed) is sent again on a new one. Nothing is sent twice once a byte of
+//! it has gone out.
 //!
 //! HTTP/1.1 only (the TLS handshake offers only `http/1.1`): LLM APIs serve it everywhere, and
 //! HTTP/2 multiplexing needs a task that owns the connection.
 
 use std::cell::RefCell;
-use std::future::Future;
+use std::future::{poll_fn, Future};
+use std::io::{self, IoSlice};
 use std::pin::{pin, Pin};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{header, HeaderValue, Request, Response, Uri};
-use http_body_util::Full;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1;
+use bytes::{Bytes, BytesMut};
+use http::uri::{Authority, Scheme};
+use http::{header, HeaderValue, Method, Request, Uri};
+use hyper::body::{Body, Frame, SizeHint};
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tower_service::Service;
+
+mod wire;
+
+use wire::Decoder;
+pub use wire::{read_response_in_pieces, WireError};
 
 /// How long an idle connection is kept.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -37,64 +43,98 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const MAX_IDLE_PER_UPSTREAM: usize = 256;
 /// How long connecting (DNS, TCP, TLS) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Room made in the read buffer before the first read; doubled after each read that fills it.
+const FIRST_READ: usize = 8 * 1024;
+/// The most room made for one read.
+const MAX_READ: usize = 256 * 1024;
+/// A buffer that grew past this is not kept with an idle connection.
+const MAX_IDLE_BUFFER: usize = 64 * 1024;
 
-type Io = MaybeHttpsStream<TokioIo<TcpStream>>;
+type Io = TokioIo<MaybeHttpsStream<TokioIo<TcpStream>>>;
 type Key = (Scheme, Authority);
 
-/// Why an exchange got no response.
-#[derive(Debug)]
+/// Why an exchange got no response, or its body broke.
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum SendError {
     /// The request's URI has no scheme or host.
+    #[error("the upstream URL has no scheme or host")]
     BadUri,
     /// No connection could be made (DNS, TCP, TLS).
+    #[error("connection failed: {0}")]
     Connect(Box<dyn std::error::Error + Send + Sync>),
-    /// The connection failed before the response head arrived.
-    Http(hyper::Error),
+    /// Reading or writing the connection failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The response broke HTTP/1.1 or ended early.
+    #[error("{0}")]
+    Wire(#[from] WireError),
 }
 
-/// One upstream connection and the handle that sends requests on it.
+/// One upstream connection and what has been read from it.
 struct Conn {
     key: Key,
-    sender: http1::SendRequest<Full<Bytes>>,
-    driver: http1::Connection<Io, Full<Bytes>>,
-    /// Whether `driver` has not finished (closed or failed): a finished future is not polled.
-    open: bool,
+    io: Io,
+    buf: BytesMut,
+    /// Room to make for the next read.
+    read_size: usize,
 }
 
 impl Conn {
-    /// Lets the connection make progress on its socket: write what is queued, read what has
-    /// arrived (and hand it to the response or body waiting for it).
-    fn drive(&mut self, cx: &mut Context<'_>) {
-        if self.open && Pin::new(&mut self.driver).poll(cx).is_ready() {
-            self.open = false;
+    /// Reads what has arrived onto the buffer: `Ok(0)` at the end of the connection.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < self.read_size / 4 {
+            self.buf.reserve(self.read_size);
         }
+        let room = self.buf.capacity() - self.buf.len();
+        let read = ready!(pin!(self.io.read_buf(&mut self.buf)).poll(cx))?;
+        if read == room {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        }
+        Poll::Ready(Ok(read))
     }
 
-    /// Whether a new request can be sent now.
-    fn reusable(&mut self, cx: &mut Context<'_>) -> bool {
-        self.drive(cx);
-        self.open && self.sender.is_ready()
+    /// Whether an idle connection can carry a request: the server has neither closed it nor
+    /// sent anything.
+    fn idle_and_open(&mut self, cx: &mut Context<'_>) -> bool {
+        self.buf.is_empty() && self.poll_fill(cx).is_pending()
     }
 
-    /// Sends `request` and drives the connection until the response head arrives. On failure
-    /// the request comes back when it was never written.
-    async fn send(
-        &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<Full<Bytes>>>> {
-        let mut response = pin!(self.sender.try_send_request(request));
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = response.as_mut().poll(cx) {
-                return Poll::Ready(result);
+    /// Writes the request. On failure, tells whether any of it went out.
+    async fn write(&mut self, head: &[u8], body: &[u8]) -> Result<(), (io::Error, bool)> {
+        let mut written = 0;
+        let result = poll_fn(|cx| {
+            while written < head.len() + body.len() {
+                let rest = [
+                    IoSlice::new(head.get(written..).unwrap_or_default()),
+                    IoSlice::new(&body[written.saturating_sub(head.len())..]),
+                ];
+                match ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &rest)) {
+                    Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Ok(n) => written += n,
+                    Err(err) => return Poll::Ready(Err(err)),
+                }
             }
-            self.drive(cx);
-            response.as_mut().poll(cx)
+            Pin::new(&mut self.io).poll_flush(cx)
+        })
+        .await;
+        result.map_err(|err| (err, written > 0))
+    }
+
+    /// Reads until the response head is in.
+    async fn read_head(&mut self, head_request: bool) -> Result<wire::Head, SendError> {
+        poll_fn(|cx| loop {
+            if let Some(head) = wire::parse_head(&mut self.buf, head_request)? {
+                return Poll::Ready(Ok(head));
+            }
+            if ready!(self.poll_fill(cx))? == 0 {
+                return Poll::Ready(Err(WireError::Incomplete.into()));
+            }
         })
         .await
     }
 }
 
-/// A connection waiting in the pool, boxed: a connection holds its buffers inline, and is
+/// A connection waiting in the pool, boxed: a connection holds its TLS state inline, and is
 /// moved in and out of the pool once per exchange.
 type Idle = (Box<Conn>, Instant);
 
@@ -125,19 +165,21 @@ async fn checkout(key: &Key) -> Option<Box<Conn>> {
             let (_, list) = idle.iter_mut().find(|(k, _)| k == key)?;
             list.pop()
         })?;
-        if since.elapsed() < IDLE_TIMEOUT
-            && std::future::poll_fn(|cx| Poll::Ready(conn.reusable(cx))).await
+        if since.elapsed() < IDLE_TIMEOUT && poll_fn(|cx| Poll::Ready(conn.idle_and_open(cx))).await
         {
             return Some(conn);
         }
     }
 }
 
-/// Puts a connection whose exchange has ended back in this thread's pool, if it can carry
-/// another request.
-fn checkin(mut conn: Box<Conn>, cx: &mut Context<'_>) {
-    if !conn.reusable(cx) {
-        return;
+/// Puts a connection whose exchange has ended cleanly back in this thread's pool.
+fn checkin(mut conn: Box<Conn>) {
+    if !conn.buf.is_empty() {
+        return; // the server sent more than the response: nothing to trust on it
+    }
+    if conn.buf.capacity() > MAX_IDLE_BUFFER {
+        conn.buf = BytesMut::new();
+        conn.read_size = FIRST_READ;
     }
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
@@ -168,20 +210,16 @@ async fn connect(key: &Key) -> Result<Box<Conn>, SendError> {
         .map_err(|_| SendError::BadUri)?;
     let mut connector = CONNECTOR.with(Clone::clone);
     let io = connector.call(uri).await.map_err(SendError::Connect)?;
-    let (sender, driver) = http1::Builder::new()
-        .handshake(io)
-        .await
-        .map_err(SendError::Http)?;
     Ok(Box::new(Conn {
         key: key.clone(),
-        sender,
-        driver,
-        open: true,
+        io: TokioIo::new(io),
+        buf: BytesMut::new(),
+        read_size: FIRST_READ,
     }))
 }
 
 /// Sends `request` (its URI absolute) on a pooled connection, or a new one, and returns the
-/// response head with a body that drives the connection as it is read.
+/// response head with a body that reads the connection as it is read.
 pub(crate) async fn send(
     request: Request<Bytes>,
 ) -> Result<(http::response::Parts, PooledBody), SendError> {
@@ -194,34 +232,27 @@ pub(crate) async fn send(
         let host = HeaderValue::from_str(host_header(&key)).map_err(|_| SendError::BadUri)?;
         parts.headers.insert(header::HOST, host);
     }
-    parts.uri = Uri::from(
-        parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/")),
-    );
-    let mut request = Request::from_parts(parts, Full::new(body));
+    let request_head = wire::request_head(&parts, body.len());
+    let head_request = parts.method == Method::HEAD;
     loop {
         let (mut conn, reused) = match checkout(&key).await {
             Some(conn) => (conn, true),
             None => (connect(&key).await?, false),
         };
-        match conn.send(request).await {
-            Ok(response) => {
-                let (head, incoming) = response.into_parts();
-                let body = PooledBody {
-                    incoming,
-                    conn: Some(conn),
-                };
-                return Ok((head, body));
-            }
-            Err(mut err) => match err.take_message() {
-                // The pooled connection was closed before the request went out: a new one.
-                Some(unsent) if reused => request = unsent,
-                _ => return Err(SendError::Http(err.into_error())),
-            },
+        match conn.write(&request_head, &body).await {
+            Ok(()) => {}
+            // The pooled connection could not take the request at all: a new one.
+            Err((_, false)) if reused => continue,
+            Err((err, _)) => return Err(err.into()),
         }
+        let head = conn.read_head(head_request).await?;
+        let mut body = PooledBody {
+            conn: Some(conn),
+            decoder: head.body,
+            keep_alive: head.keep_alive,
+        };
+        body.end_if_done();
+        return Ok((head.parts, body));
     }
 }
 
@@ -248,53 +279,79 @@ fn host_header(key: &Key) -> &str {
     }
 }
 
-/// A response body that drives its connection while it is read, and gives the connection back
-/// to the pool once read to its end. Dropped before its end, it closes the connection (which
+/// A response body that reads its connection as it is read, and gives the connection back to
+/// the pool once read to its end. Dropped before its end, it closes the connection (which
 /// cancels the upstream request).
 pub(crate) struct PooledBody {
-    incoming: Incoming,
+    /// `None` once the body has ended or failed.
     conn: Option<Box<Conn>>,
+    decoder: Decoder,
+    keep_alive: bool,
+}
+
+impl PooledBody {
+    /// Once the body has ended, gives its connection back to the pool (if it may be reused).
+    fn end_if_done(&mut self) {
+        if self.decoder.is_done() {
+            if let Some(conn) = self.conn.take() {
+                if self.keep_alive {
+                    checkin(conn);
+                }
+            }
+        }
+    }
 }
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = SendError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, SendError>>> {
         let this = self.get_mut();
-        let mut polled = Poll::Pending;
-        // Twice at most: the connection hands over a chunk only once the body has asked for
-        // one, which the first poll of the body does.
-        for _ in 0..2 {
-            if let Some(conn) = &mut this.conn {
-                conn.drive(cx);
-            }
-            polled = Pin::new(&mut this.incoming).poll_frame(cx);
-            if polled.is_ready() || this.conn.as_ref().is_none_or(|conn| !conn.open) {
-                break;
-            }
-        }
-        match &polled {
-            Poll::Ready(None) => {
-                if let Some(conn) = this.conn.take() {
-                    checkin(conn, cx);
+        loop {
+            let Some(conn) = &mut this.conn else {
+                return Poll::Ready(None);
+            };
+            let decoded = this.decoder.decode(&mut conn.buf);
+            let filled = match decoded {
+                Ok(data) if !data.is_empty() => {
+                    this.end_if_done();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
+                Ok(_) if this.decoder.is_done() => {
+                    this.end_if_done();
+                    return Poll::Ready(None);
+                }
+                Ok(_) => conn.poll_fill(cx).map_err(SendError::from),
+                Err(err) => Poll::Ready(Err(err.into())),
+            };
+            let failed: Option<SendError> = match ready!(filled) {
+                Ok(0) => this.decoder.eof().err().map(SendError::from),
+                Ok(_) => None,
+                Err(err) => Some(err),
+            };
+            if let Some(err) = failed {
+                this.conn = None;
+                return Poll::Ready(Some(Err(err)));
             }
-            Poll::Ready(Some(Err(_))) => this.conn = None,
-            _ => {}
+            if this.decoder.is_done() {
+                this.keep_alive = false; // ended by the connection's end
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.incoming.is_end_stream()
+        self.conn.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.incoming.size_hint()
+        match self.decoder.remaining() {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
     }
 }
 

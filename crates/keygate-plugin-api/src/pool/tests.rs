@@ -155,27 +155,65 @@ async fn connection_close_is_not_pooled() {
 }
 
 #[tokio::test]
-async fn chunks_already_read_come_out_back_to_back() {
-    // Three chunks in one write, and the stream stays open: once the first chunk is out, the
-    // next two are ready at once, with no other task to run in between.
+async fn chunks_already_read_come_out_as_one_piece() {
+    // Three chunks in one write, and the stream stays open: they come out together, and then
+    // the body waits.
     let chunks = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
         2\r\nc1\r\n2\r\nc2\r\n2\r\nc3\r\n"
         .to_vec();
     let (addr, _) = server(move |_, _| (chunks.clone(), false)).await;
     let (_, mut body) = send(post(addr)).await.unwrap();
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
-    assert_eq!(first, "c1");
+    assert_eq!(first, "c1c2c3");
     let mut cx = Context::from_waker(Waker::noop());
-    for want in ["c2", "c3"] {
-        match Pin::new(&mut body).poll_frame(&mut cx) {
-            Poll::Ready(Some(Ok(frame))) => assert_eq!(frame.into_data().unwrap(), want),
-            other => panic!(
-                "expected {want} at once, got {:?}",
-                other.map(|f| f.is_some())
-            ),
-        }
-    }
     assert!(Pin::new(&mut body).poll_frame(&mut cx).is_pending());
+}
+
+#[tokio::test]
+async fn a_body_cut_short_is_an_error_and_its_connection_is_not_reused() {
+    let (addr, seen) = server(|c, _| {
+        if c == 0 {
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf".to_vec(),
+                true,
+            )
+        } else {
+            (ok("whole"), false)
+        }
+    })
+    .await;
+    let (_, body) = send(post(addr)).await.unwrap();
+    let err = body.collect().await.unwrap_err();
+    assert!(
+        matches!(err, SendError::Wire(WireError::Incomplete)),
+        "{err}"
+    );
+    assert_eq!(text(addr).await, "whole");
+    let conns: Vec<_> = seen.lock().unwrap().iter().map(|(c, _)| *c).collect();
+    assert_eq!(conns, [0, 1]);
+}
+
+#[tokio::test]
+async fn a_body_without_a_length_ends_with_the_connection() {
+    let (addr, seen) =
+        server(|_, _| (b"HTTP/1.1 200 OK\r\n\r\nuntil the end".to_vec(), true)).await;
+    assert_eq!(text(addr).await, "until the end");
+    assert_eq!(text(addr).await, "until the end");
+    let conns: Vec<_> = seen.lock().unwrap().iter().map(|(c, _)| *c).collect();
+    assert_eq!(conns, [0, 1]);
+}
+
+#[tokio::test]
+async fn a_response_that_is_not_http_is_an_error() {
+    let (addr, _) = server(|_, _| (b"SSH-2.0-OpenSSH_9.6\r\n\r\n".to_vec(), true)).await;
+    let err = send(post(addr)).await.err().unwrap();
+    assert!(matches!(err, SendError::Wire(WireError::Head(_))), "{err}");
+    let (addr, _) = server(|_, _| (Vec::new(), true)).await;
+    let err = send(post(addr)).await.err().unwrap();
+    assert!(
+        matches!(err, SendError::Wire(WireError::Incomplete)),
+        "{err}"
+    );
 }
 
 #[tokio::test]
