@@ -25,6 +25,10 @@ use super::usage_tap::UsageTap;
 use crate::error::{Dialect, GatewayError};
 use crate::keys::meter::Meter;
 
+mod usage;
+
+use usage::UsageOnly;
+
 type ByteStream = Pin<Box<Coalesce<BodyStream>>>;
 
 /// Turns upstream SSE events of one dialect into client frames of the other.
@@ -106,7 +110,7 @@ pub async fn relay_json(
         // the usage and checks the whole body; only a body that is not an object with at most
         // one `usage` is parsed again, to tell valid JSON from garbage.
         let usage = match serde_json::from_slice::<UsageOnly>(&body) {
-            Ok(parsed) => parsed.usage.and_then(|usage| usage_in(&usage, wire)),
+            Ok(parsed) => parsed.usage(wire),
             Err(_) if serde_json::from_slice::<IgnoredAny>(&body).is_ok() => None,
             Err(_) => return Err(invalid(meter)),
         };
@@ -126,21 +130,6 @@ pub async fn relay_json(
         meter.finish(usage, status.as_u16());
     }
     Ok(json_response(status, Bytes::from(map(&value).to_string())))
-}
-
-/// A response body read for its `usage` member only (the rest is checked, not kept).
-#[derive(serde::Deserialize)]
-struct UsageOnly {
-    #[serde(default)]
-    usage: Option<Value>,
-}
-
-/// A response's `usage` member read in `wire`'s dialect.
-fn usage_in(usage: &Value, wire: Wire) -> Option<Usage> {
-    match wire {
-        Wire::OpenAi => translate::openai_usage_object(usage),
-        Wire::Anthropic => translate::anthropic_usage_object(usage),
-    }
 }
 
 fn sse_response(body: Body) -> Response {
@@ -319,11 +308,4 @@ mod tests {
         }
     }
 
-    #[test]
-    fn usage_is_read_in_the_upstreams_dialect() {
-        let parsed: UsageOnly =
-            serde_json::from_str(r#"{"usage":{"prompt_tokens":3,"completion_tokens":4}}"#).unwrap();
-        let usage = usage_in(&parsed.usage.unwrap(), Wire::OpenAi).unwrap();
-        assert_eq!((usage.input_tokens, usage.output_tokens), (3, 4));
-    }
 }
