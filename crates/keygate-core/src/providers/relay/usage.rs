@@ -110,9 +110,7 @@ impl<'de> Visitor<'de> for ObjectOf {
                 (false, Field::InputTokens) => &mut counts.input_tokens,
                 (false, Field::OutputTokens) => &mut counts.output_tokens,
                 (false, Field::CacheReadInputTokens) => &mut counts.cache_read_input_tokens,
-                (false, Field::CacheCreationInputTokens) => {
-                    &mut counts.cache_creation_input_tokens
-                }
+                (false, Field::CacheCreationInputTokens) => &mut counts.cache_creation_input_tokens,
                 (true, Field::CachedTokens) => &mut counts.cached_tokens,
                 (false, Field::PromptTokensDetails) => {
                     let details = map.next_value_seed(Seed(ObjectOf(true)))?;
@@ -256,7 +254,12 @@ mod tests {
 
     #[test]
     fn anything_but_json_is_refused() {
-        for body in ["{\"usage\":", "not json", r#"{"a":1} trailing"#, r#"{"usage":{"a":}}"#] {
+        for body in [
+            "{\"usage\":",
+            "not json",
+            r#"{"a":1} trailing"#,
+            r#"{"usage":{"a":}}"#,
+        ] {
             assert!(serde_json::from_str::<UsageOnly>(body).is_err(), "{body}");
         }
     }
