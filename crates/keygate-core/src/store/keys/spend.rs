@@ -43,6 +43,49 @@ fn log_chunks(entries: &[SpendEntry]) -> impl Iterator<Item = &[SpendEntry]> {
     })
 }
 
+/// The spend-log INSERT of a chunk of rows, in the pool's placeholder style: written once per
+/// chunk size, and bound with the entries' strings borrowed.
+trait LogInsert {
+    fn log_insert(&self, rows: usize) -> &'static str;
+}
+
+impl LogInsert for sqlx::SqlitePool {
+    fn log_insert(&self, rows: usize) -> &'static str {
+        &log_inserts().0[chunk_index(rows)]
+    }
+}
+
+impl LogInsert for sqlx::PgPool {
+    fn log_insert(&self, rows: usize) -> &'static str {
+        &log_inserts().1[chunk_index(rows)]
+    }
+}
+
+/// Where `rows` is in [`LOG_CHUNKS`] (chunks come only in those sizes).
+fn chunk_index(rows: usize) -> usize {
+    LOG_CHUNKS
+        .iter()
+        .position(|&size| size == rows)
+        .unwrap_or(LOG_CHUNKS.len() - 1)
+}
+
+/// The INSERT texts per chunk size: with `?` (SQLite) and with `$n` (PostgreSQL).
+fn log_inserts() -> &'static ([String; 4], [String; 4]) {
+    static TEXTS: std::sync::OnceLock<([String; 4], [String; 4])> = std::sync::OnceLock::new();
+    TEXTS.get_or_init(|| {
+        let sqlite = LOG_CHUNKS.map(|rows| {
+            let row = format!("({})", ["?"; 8].join(", "));
+            format!(
+                "INSERT INTO keygate_spend_log (token_id, model, prompt_tokens, \
+                 completion_tokens, cost, status, latency_ms, created_at) VALUES {}",
+                vec![row; rows].join(", ")
+            )
+        });
+        let postgres = sqlite.clone().map(|text| pg(&text));
+        (sqlite, postgres)
+    })
+}
+
 /// Cluster-wide reservations given back in the same transaction as the spend (PostgreSQL).
 #[derive(Debug, Clone, Copy)]
 pub struct Releases<'a> {
@@ -89,21 +132,19 @@ impl Store {
             }
             // Many rows per statement: the log grows by one row per request.
             for rows in log_chunks(entries) {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO keygate_spend_log (token_id, model, prompt_tokens, \
-                     completion_tokens, cost, status, latency_ms, created_at) ",
-                );
-                insert.push_values(rows, |mut row, e| {
-                    row.push_bind(&e.token_id)
-                        .push_bind(&e.model)
-                        .push_bind(e.prompt_tokens)
-                        .push_bind(e.completion_tokens)
-                        .push_bind(e.cost)
-                        .push_bind(i32::try_from(e.status).unwrap_or(0))
-                        .push_bind(e.latency_ms)
-                        .push_bind(e.created_at);
-                });
-                insert.build().execute(&mut *tx).await?;
+                let mut insert = sqlx::query(pool.log_insert(rows.len()));
+                for e in rows {
+                    insert = insert
+                        .bind(e.token_id.as_str())
+                        .bind(e.model.as_str())
+                        .bind(e.prompt_tokens)
+                        .bind(e.completion_tokens)
+                        .bind(e.cost)
+                        .bind(i32::try_from(e.status).unwrap_or(0))
+                        .bind(e.latency_ms)
+                        .bind(e.created_at);
+                }
+                insert.execute(&mut *tx).await?;
             }
             // Only ever given on PostgreSQL (one SQLite file, one instance, local limits).
             if let Some(cluster) = releases {
@@ -186,6 +227,21 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_chunk_size_has_its_insert_with_eight_placeholders_a_row() {
+        let (sqlite, postgres) = log_inserts();
+        for (i, rows) in LOG_CHUNKS.into_iter().enumerate() {
+            assert_eq!(chunk_index(rows), i);
+            assert_eq!(sqlite[i].matches('?').count(), 8 * rows);
+            assert!(
+                postgres[i].ends_with(&format!("${})", 8 * rows)),
+                "{}",
+                postgres[i]
+            );
+            assert!(!postgres[i].contains('?'));
+        }
+    }
 
     #[test]
     fn a_batch_is_cut_into_the_fixed_sizes_only() {
