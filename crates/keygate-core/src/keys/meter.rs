@@ -38,7 +38,7 @@ pub async fn authenticate_digest(
     state: &AppState,
     digest: &[u8; 32],
 ) -> Result<Arc<KeyRecord>, GatewayError> {
-    let token_id = hex::encode(digest);
+    let token_id = token::token_id_of(digest);
     let key = state
         .keys()
         .get(state.store(), &token_id)

@@ -19,7 +19,19 @@ pub fn digest(key: &str) -> [u8; 32] {
 
 /// The stored form of a key: hex SHA-256 of its text.
 pub fn hash_key(key: &str) -> String {
-    hex::encode(digest(key))
+    token_id_of(&digest(key))
+}
+
+/// The stored form of a key from its [`digest`]: 64 lowercase hex digits. Written by table,
+/// once per authenticated request (`hex::encode` builds its string a `char` at a time).
+pub fn token_id_of(digest: &[u8; 32]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(64);
+    for byte in digest {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    text
 }
 
 /// True when `text` is already a stored form (64 lowercase hex digits), as LiteLLM accepts a
@@ -69,6 +81,7 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.starts_with("sk-") && a.len() == 51);
         let id = hash_key(&a);
+        assert_eq!(id, hex::encode(digest(&a)));
         assert!(is_hash(&id));
         assert_eq!(token_id(&a), id);
         assert_eq!(token_id(&id), id);
