@@ -109,6 +109,11 @@ fn post(addr: SocketAddr) -> Request<Bytes> {
         .unwrap()
 }
 
+/// The connection number of each request the server saw.
+fn conns(seen: &Mutex<Vec<(usize, String)>>) -> Vec<usize> {
+    seen.lock().unwrap().iter().map(|(c, _)| *c).collect()
+}
+
 async fn text(addr: SocketAddr) -> String {
     let (head, body) = send(post(addr)).await.unwrap();
     assert_eq!(head.status, 200);
@@ -122,8 +127,8 @@ async fn sequential_requests_share_one_connection_in_origin_form_with_a_host() {
     for n in 0..3 {
         assert_eq!(text(addr).await, format!("answer {n}"));
     }
+    assert_eq!(conns(&seen), [0, 0, 0]);
     let seen = seen.lock().unwrap();
-    assert_eq!(seen.iter().map(|(c, _)| *c).collect::<Vec<_>>(), [0, 0, 0]);
     let head = &seen[0].1;
     assert!(
         head.starts_with("post /v1/chat/completions http/1.1\r\n"),
@@ -145,13 +150,21 @@ async fn a_connection_the_server_closed_while_idle_is_replaced() {
 }
 
 #[tokio::test]
-async fn connection_close_is_not_pooled() {
-    let close = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok".to_vec();
-    let (addr, seen) = server(move |_, _| (close.clone(), false)).await;
-    assert_eq!(text(addr).await, "ok");
-    assert_eq!(text(addr).await, "ok");
-    let conns: Vec<_> = seen.lock().unwrap().iter().map(|(c, _)| *c).collect();
-    assert_eq!(conns, [0, 1]);
+async fn a_connection_the_response_ends_is_not_reused() {
+    // `connection: close`, and a body that ends with the connection.
+    for (answer, close) in [
+        (
+            &b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"[..],
+            false,
+        ),
+        (b"HTTP/1.1 200 OK\r\n\r\nok", true),
+    ] {
+        let answer = answer.to_vec();
+        let (addr, seen) = server(move |_, _| (answer.clone(), close)).await;
+        assert_eq!(text(addr).await, "ok");
+        assert_eq!(text(addr).await, "ok");
+        assert_eq!(conns(&seen), [0, 1]);
+    }
 }
 
 #[tokio::test]
@@ -189,18 +202,7 @@ async fn a_body_cut_short_is_an_error_and_its_connection_is_not_reused() {
         "{err}"
     );
     assert_eq!(text(addr).await, "whole");
-    let conns: Vec<_> = seen.lock().unwrap().iter().map(|(c, _)| *c).collect();
-    assert_eq!(conns, [0, 1]);
-}
-
-#[tokio::test]
-async fn a_body_without_a_length_ends_with_the_connection() {
-    let (addr, seen) =
-        server(|_, _| (b"HTTP/1.1 200 OK\r\n\r\nuntil the end".to_vec(), true)).await;
-    assert_eq!(text(addr).await, "until the end");
-    assert_eq!(text(addr).await, "until the end");
-    let conns: Vec<_> = seen.lock().unwrap().iter().map(|(c, _)| *c).collect();
-    assert_eq!(conns, [0, 1]);
+    assert_eq!(conns(&seen), [0, 1]);
 }
 
 #[tokio::test]
@@ -234,8 +236,7 @@ async fn a_body_dropped_before_its_end_closes_its_connection() {
     );
     drop(body);
     assert_eq!(text(addr).await, "fresh");
-    let conns: Vec<_> = seen.lock().unwrap().iter().map(|(c, _)| *c).collect();
-    assert_eq!(conns, [0, 1]);
+    assert_eq!(conns(&seen), [0, 1]);
 }
 
 #[tokio::test]
