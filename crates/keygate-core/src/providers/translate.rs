@@ -30,8 +30,9 @@ mod tests_stream;
 pub use request::{anthropic_to_openai_request, openai_to_anthropic_request};
 pub use response::{
     anthropic_error_body, anthropic_error_type, anthropic_to_openai_response, anthropic_usage,
-    anthropic_usage_object, error_message, openai_error_body, openai_error_type,
-    openai_to_anthropic_response, openai_usage, openai_usage_object, Usage,
+    anthropic_usage_from, anthropic_usage_object, error_message, openai_error_body,
+    openai_error_type, openai_to_anthropic_response, openai_usage, openai_usage_from,
+    openai_usage_object, Usage,
 };
 pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};
 
@@ -131,10 +132,12 @@ fn anthropic_id(upstream: Option<&str>) -> String {
 /// A non-negative integer from a JSON number (integral floats accepted), else `None`.
 fn as_count(value: Option<&Value>) -> Option<u64> {
     let value = value?;
-    value.as_u64().or_else(|| {
-        let f = value.as_f64()?;
-        (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 1.8e19).then_some(f as u64)
-    })
+    value.as_u64().or_else(|| whole_count(value.as_f64()?))
+}
+
+/// A count written as a float (`3.0`): whole, non-negative and within `u64`, else `None`.
+pub(super) fn whole_count(f: f64) -> Option<u64> {
+    (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 1.8e19).then_some(f as u64)
 }
 
 /// The string at `key` of `value`, if it is one.

@@ -2,8 +2,9 @@
 //! whole body is JSON: the counts are read straight off the bytes, with no tree built.
 //!
 //! Reads what [`translate::openai_usage_object`] and [`translate::anthropic_usage_object`]
-//! read from a parsed `usage`, with the same leniency: a count that is not a whole,
-//! non-negative number is absent, and a `usage` that is not an object is no usage.
+//! read from a parsed `usage`, and turns the counts into [`Usage`] with the same functions,
+//! with the same leniency: a count that is not a whole, non-negative number is absent, and a
+//! `usage` that is not an object is no usage.
 
 use std::fmt;
 
@@ -12,7 +13,7 @@ use serde::Deserialize;
 
 use keygate_plugin_api::Wire;
 
-use super::translate::Usage;
+use super::translate::{self, Usage};
 
 /// A response body read for its `usage` member (the rest is checked, not kept).
 #[derive(Deserialize)]
@@ -27,31 +28,14 @@ impl UsageOnly {
         let c = &self.usage;
         match wire {
             Wire::OpenAi => {
-                if c.prompt_tokens.is_none() && c.completion_tokens.is_none() {
-                    return None;
-                }
-                let input = c.prompt_tokens.unwrap_or(0);
-                Some(Usage {
-                    input_tokens: input,
-                    output_tokens: c.completion_tokens.unwrap_or(0),
-                    cached_input_tokens: c.cached_tokens.unwrap_or(0).min(input),
-                })
+                translate::openai_usage_from(c.prompt_tokens, c.completion_tokens, c.cached_tokens)
             }
-            Wire::Anthropic => {
-                if c.input_tokens.is_none() && c.output_tokens.is_none() {
-                    return None;
-                }
-                let read = c.cache_read_input_tokens.unwrap_or(0);
-                Some(Usage {
-                    input_tokens: c
-                        .input_tokens
-                        .unwrap_or(0)
-                        .saturating_add(read)
-                        .saturating_add(c.cache_creation_input_tokens.unwrap_or(0)),
-                    output_tokens: c.output_tokens.unwrap_or(0),
-                    cached_input_tokens: read,
-                })
-            }
+            Wire::Anthropic => translate::anthropic_usage_from(
+                c.input_tokens,
+                c.output_tokens,
+                c.cache_read_input_tokens,
+                c.cache_creation_input_tokens,
+            ),
         }
     }
 }
@@ -182,9 +166,7 @@ impl<'de> Deserialize<'de> for Count {
                 Ok(Count(u64::try_from(n).ok()))
             }
             fn visit_f64<E>(self, f: f64) -> Result<Count, E> {
-                let whole = f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 1.8e19;
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                Ok(Count(whole.then_some(f as u64)))
+                Ok(Count(translate::whole_count(f)))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Count, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
@@ -212,7 +194,6 @@ impl<'de> Deserialize<'de> for Count {
 mod tests {
     use serde_json::Value;
 
-    use super::super::translate;
     use super::*;
 
     /// What the tree-based readers make of the same body.

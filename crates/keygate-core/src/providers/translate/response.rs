@@ -31,17 +31,28 @@ pub fn openai_usage(resp: &Value) -> Option<Usage> {
 /// An OpenAI `usage` object read as [`Usage`].
 pub fn openai_usage_object(usage: &Value) -> Option<Usage> {
     let usage = Some(usage).filter(|u| u.is_object())?;
-    let input = as_count(usage.get("prompt_tokens"));
-    let output = as_count(usage.get("completion_tokens"));
-    if input.is_none() && output.is_none() {
+    openai_usage_from(
+        as_count(usage.get("prompt_tokens")),
+        as_count(usage.get("completion_tokens")),
+        as_count(usage.pointer("/prompt_tokens_details/cached_tokens")),
+    )
+}
+
+/// [`Usage`] from OpenAI's counts (`prompt_tokens`, `completion_tokens`,
+/// `prompt_tokens_details.cached_tokens`); none when neither of the first two is given.
+pub fn openai_usage_from(
+    prompt: Option<u64>,
+    completion: Option<u64>,
+    cached: Option<u64>,
+) -> Option<Usage> {
+    if prompt.is_none() && completion.is_none() {
         return None;
     }
-    let input = input.unwrap_or(0);
-    let cached = as_count(usage.pointer("/prompt_tokens_details/cached_tokens")).unwrap_or(0);
+    let input = prompt.unwrap_or(0);
     Some(Usage {
         input_tokens: input,
-        output_tokens: output.unwrap_or(0),
-        cached_input_tokens: cached.min(input),
+        output_tokens: completion.unwrap_or(0),
+        cached_input_tokens: cached.unwrap_or(0).min(input),
     })
 }
 
@@ -53,18 +64,32 @@ pub fn anthropic_usage(resp: &Value) -> Option<Usage> {
 /// An Anthropic `usage` object read as [`Usage`].
 pub fn anthropic_usage_object(usage: &Value) -> Option<Usage> {
     let usage = Some(usage).filter(|u| u.is_object())?;
-    let input = as_count(usage.get("input_tokens"));
-    let output = as_count(usage.get("output_tokens"));
+    anthropic_usage_from(
+        as_count(usage.get("input_tokens")),
+        as_count(usage.get("output_tokens")),
+        as_count(usage.get("cache_read_input_tokens")),
+        as_count(usage.get("cache_creation_input_tokens")),
+    )
+}
+
+/// [`Usage`] from Anthropic's counts (`input_tokens`, `output_tokens`,
+/// `cache_read_input_tokens`, `cache_creation_input_tokens`): all prompt tokens are the three
+/// input counts together; none when neither of the first two is given.
+pub fn anthropic_usage_from(
+    input: Option<u64>,
+    output: Option<u64>,
+    cache_read: Option<u64>,
+    cache_creation: Option<u64>,
+) -> Option<Usage> {
     if input.is_none() && output.is_none() {
         return None;
     }
-    let read = as_count(usage.get("cache_read_input_tokens")).unwrap_or(0);
-    let created = as_count(usage.get("cache_creation_input_tokens")).unwrap_or(0);
+    let read = cache_read.unwrap_or(0);
     Some(Usage {
         input_tokens: input
             .unwrap_or(0)
             .saturating_add(read)
-            .saturating_add(created),
+            .saturating_add(cache_creation.unwrap_or(0)),
         output_tokens: output.unwrap_or(0),
         cached_input_tokens: read,
     })
