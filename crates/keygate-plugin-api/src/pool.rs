@@ -286,6 +286,8 @@ pub(crate) struct PooledBody {
     /// `None` once the body has ended or failed.
     conn: Option<Box<Conn>>,
     decoder: Decoder,
+    /// Whether the connection goes back to the pool once the body has ended (never when the
+    /// body ends with the connection: `wire::Head::keep_alive`).
     keep_alive: bool,
 }
 
@@ -336,9 +338,6 @@ impl Body for PooledBody {
             if let Some(err) = failed {
                 this.conn = None;
                 return Poll::Ready(Some(Err(err)));
-            }
-            if this.decoder.is_done() {
-                this.keep_alive = false; // ended by the connection's end
             }
         }
     }

@@ -79,7 +79,8 @@ pub(crate) struct Head {
     pub(crate) parts: http::response::Parts,
     /// How the body is framed.
     pub(crate) body: Decoder,
-    /// Whether the connection may carry another request once the body has been read.
+    /// Whether the connection may carry another request once the body has been read (never
+    /// when the body ends with the connection).
     pub(crate) keep_alive: bool,
 }
 
