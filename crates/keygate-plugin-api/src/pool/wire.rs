@@ -14,7 +14,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 
 /// The largest response head read.
-pub(crate) const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEAD: usize = 64 * 1024;
 /// The most header lines a response head may have.
 const MAX_HEADERS: usize = 100;
 /// The longest chunk-size line read (with its extensions and CRLF).
