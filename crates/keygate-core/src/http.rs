@@ -1,36 +1,141 @@
-//! The HTTP surface: routes, request-body reading, and the logging middleware.
+//! The HTTP surface: routes, request-body reading, and the logging of failed requests.
 
 pub mod body;
 mod chat;
-mod embeddings;
 mod keys;
-mod messages;
 mod models;
 mod ops;
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::Request;
-use axum::middleware::{self, Next};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
-use http::Method;
+use futures_util::future::BoxFuture;
+use http::{Method, Uri};
+use tower::{Service, ServiceExt};
 
 use crate::engine;
 use crate::error::{Dialect, ErrorReport, GatewayError};
 use crate::state::AppState;
+use chat::Endpoint;
 
-/// The whole router, ready to serve.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/chat/completions", post(chat::chat_completions))
-        .route("/chat/completions", post(chat::chat_completions))
-        .route("/v1/embeddings", post(embeddings::embeddings))
-        .route("/embeddings", post(embeddings::embeddings))
+/// The inference routes (all `POST`), served by [`chat::serve_inference`]:
+/// - `/v1/chat/completions` (and `/chat/completions`): OpenAI's Chat Completions API;
+/// - `/v1/embeddings` (and `/embeddings`): OpenAI-dialect upstreams only (Anthropic has no
+///   embeddings API);
+/// - `/v1/messages`: Anthropic's Messages API, served natively by Anthropic upstreams and
+///   translated for OpenAI-dialect upstreams.
+const INFERENCE: [(&str, Endpoint); 5] = [
+    ("/v1/chat/completions", Endpoint::Chat),
+    ("/chat/completions", Endpoint::Chat),
+    ("/v1/embeddings", Endpoint::Embeddings),
+    ("/embeddings", Endpoint::Embeddings),
+    ("/v1/messages", Endpoint::Messages),
+];
+
+/// Everything keygate serves, ready to serve: a [`Gateway`].
+pub fn router(state: AppState) -> Gateway {
+    Gateway {
+        router: routes(state.clone()),
+        state,
+    }
+}
+
+/// The service keygate serves. A `POST` to an inference route goes straight to its handler:
+/// those are the requests whose cost counts, and the router's matching, extractors and boxed
+/// layers cost more per request than everything between the socket and the handler. Every
+/// other request goes through the router, which also has the inference routes, so that their
+/// other methods are answered 405. Failed requests are logged either way.
+#[derive(Clone)]
+pub struct Gateway {
+    state: AppState,
+    router: Router,
+}
+
+impl Gateway {
+    /// The inference endpoint `request` is for, if it is one.
+    fn inference(request: &Request) -> Option<Endpoint> {
+        if request.method() != Method::POST {
+            return None;
+        }
+        let path = request.uri().path();
+        INFERENCE
+            .iter()
+            .find(|(route, _)| *route == path)
+            .map(|(_, endpoint)| *endpoint)
+    }
+}
+
+impl Service<Request> for Gateway {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        if let Some(endpoint) = Self::inference(&request) {
+            let state = self.state.clone();
+            return Box::pin(async move {
+                let (parts, body) = request.into_parts();
+                let response =
+                    chat::serve_inference(&state, &parts.headers, body, endpoint, started).await;
+                log_outcome(&parts.method, &parts.uri, started, &response);
+                Ok(response)
+            });
+        }
+        let router = self.router.clone();
+        Box::pin(async move {
+            let (method, uri) = (request.method().clone(), request.uri().clone());
+            let Ok(response) = router.oneshot(request).await;
+            log_outcome(&method, &uri, started, &response);
+            Ok(response)
+        })
+    }
+}
+
+impl<L: axum::serve::Listener> Service<axum::serve::IncomingStream<'_, L>> for Gateway {
+    type Response = Self;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(
+        &mut self,
+        _connection: axum::serve::IncomingStream<'_, L>,
+    ) -> std::future::Ready<Result<Self, Infallible>> {
+        std::future::ready(Ok(self.clone()))
+    }
+}
+
+/// The router of every route.
+fn routes(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (path, endpoint) in INFERENCE {
+        router = router.route(
+            path,
+            post(
+                move |State(state): State<AppState>, request: Request| async move {
+                    let (parts, body) = request.into_parts();
+                    chat::serve_inference(&state, &parts.headers, body, endpoint, Instant::now())
+                        .await
+                },
+            ),
+        );
+    }
+    router
         .route("/v1/models", get(models::list_models))
         .route("/models", get(models::list_models))
-        .route("/v1/messages", post(messages::messages))
         .route("/key/generate", post(keys::generate))
         .route("/key/update", post(keys::update))
         .route("/key/delete", post(keys::delete))
@@ -62,7 +167,6 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(log_errors))
         .with_state(state)
 }
 
@@ -115,14 +219,10 @@ fn path_dialect(uri: &http::Uri) -> Dialect {
     }
 }
 
-/// Logs failed requests (with the message the client read) and, at debug, every request.
-async fn log_errors(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    // Redacted only when a line is written (a copy of the URI is a reference count).
-    let uri = request.uri().clone();
+/// Logs a failed request (with the message the client read) and, at debug, every request.
+fn log_outcome(method: &Method, uri: &Uri, started: Instant, response: &Response) {
+    // Redacted only when a line is written.
     let path = || redact_path(uri.path());
-    let response = next.run(request).await;
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     match response.extensions().get::<ErrorReport>() {
@@ -134,7 +234,6 @@ async fn log_errors(request: Request, next: Next) -> Response {
         }
         None => tracing::debug!(%method, path = %path(), status, elapsed_ms, "request"),
     }
-    response
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! `POST /v1/chat/completions` (OpenAI dialect) and the request path shared with
-//! `/v1/messages` and `/v1/embeddings`: authenticate, read, admit, route, send, relay —
+//! The request path of the inference routes (`/v1/chat/completions`, `/v1/messages`,
+//! `/v1/embeddings`: see [`super::INFERENCE`]): authenticate, read, admit, route, send, relay —
 //! translating when the caller's dialect differs from the upstream's, and moving to another
 //! deployment or a fallback model when an upstream fails before answering (see
 //! [`crate::providers::routing`]).
@@ -9,7 +9,6 @@ mod upstream;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::SecretString;
@@ -30,15 +29,6 @@ const DEPLOYMENT: HeaderName = HeaderName::from_static("x-keygate-deployment");
 const RETRIES: HeaderName = HeaderName::from_static("x-keygate-attempted-retries");
 /// Fallback models moved to before the answer (sent on errors too).
 const FALLBACKS: HeaderName = HeaderName::from_static("x-keygate-attempted-fallbacks");
-
-/// `POST /v1/chat/completions`.
-pub async fn chat_completions(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    serve_inference(&state, &headers, body, Endpoint::Chat).await
-}
 
 /// The inference endpoints sharing this path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +64,8 @@ pub(super) async fn serve_inference(
     headers: &HeaderMap,
     body: Body,
     endpoint: Endpoint,
+    started: Instant,
 ) -> Response {
-    let started = Instant::now();
     let caller = endpoint.dialect();
     let mut labels = Labels::default();
     let response = match infer(state, headers, body, endpoint, &mut labels).await {
