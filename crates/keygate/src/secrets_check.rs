@@ -48,7 +48,7 @@ pub async fn run(args: SecretsCheckArgs) -> anyhow::Result<bool> {
             let row = match key.handle.get().await {
                 Ok(resolved) => Row {
                     model: route.name.clone(),
-                    reference: key.handle.describe(),
+                    reference: key.handle.describe().to_owned(),
                     source: resolved.source.to_string(),
                     status: "ok",
                     detail: if &*resolved.source == "literal" {
@@ -59,7 +59,7 @@ pub async fn run(args: SecretsCheckArgs) -> anyhow::Result<bool> {
                 },
                 Err(err) => Row {
                     model: route.name.clone(),
-                    reference: key.handle.describe(),
+                    reference: key.handle.describe().to_owned(),
                     source: "-".to_owned(),
                     status: "error",
                     detail: err.to_string(),

@@ -177,15 +177,16 @@ impl HttpBackend {
             headers.insert(name.clone(), value.clone());
         }
         if let Some(key) = request.credential {
-            let key = key.expose_secret();
-            let (name, value) = match self.kind {
+            let key = key.expose_secret().as_bytes();
+            let (name, scheme) = match self.kind {
                 ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
-                    (header::AUTHORIZATION, format!("Bearer {key}"))
+                    (header::AUTHORIZATION, &b"Bearer "[..])
                 }
-                ProviderKind::AzureOpenAi => (HeaderName::from_static("api-key"), key.to_owned()),
-                ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), key.to_owned()),
+                ProviderKind::AzureOpenAi => (HeaderName::from_static("api-key"), &b""[..]),
+                ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), &b""[..]),
             };
-            let mut value = HeaderValue::from_str(&value).map_err(|_| {
+            let value = [scheme, key].concat();
+            let mut value = HeaderValue::from_maybe_shared(Bytes::from(value)).map_err(|_| {
                 BackendError::InvalidRequest(
                     "the upstream key contains characters not allowed in a header".into(),
                 )

@@ -61,7 +61,7 @@ pub async fn send_with_keys(
             }
         };
         let name = key.handle.describe();
-        let response = send(request(&call, Some(&resolved.value), Some(&name))).await?;
+        let response = send(request(&call, Some(&resolved.value), Some(name))).await?;
         let status = response.status;
         route
             .metrics

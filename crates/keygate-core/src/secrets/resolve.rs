@@ -114,6 +114,7 @@ impl Secrets {
         };
         SecretHandle {
             secrets: self.clone(),
+            name: reference.describe().into(),
             reference: Arc::new(reference),
             slot,
         }
@@ -274,13 +275,15 @@ fn query<'a>(name: &'a str, field: Option<&'a str>) -> SecretQuery<'a> {
 #[derive(Clone)]
 pub struct SecretHandle {
     secrets: Arc<Secrets>,
+    /// The reference, described (written once: every request that uses the key names it).
+    name: Arc<str>,
     reference: Arc<CredentialRef>,
     slot: Option<Arc<Slot>>,
 }
 
 impl std::fmt::Debug for SecretHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.reference.describe())
+        f.write_str(&self.name)
     }
 }
 
@@ -304,8 +307,8 @@ impl SecretHandle {
     }
 
     /// The reference, described (never the key).
-    pub fn describe(&self) -> String {
-        self.reference.describe()
+    pub fn describe(&self) -> &str {
+        &self.name
     }
 
     /// The cached answer, if any, without asking a source.
