@@ -15,7 +15,9 @@ mod usage_tap;
 
 pub use failover::{send_with_keys, Call};
 pub use keygate_plugin_api::Wire;
-pub use relay::{json_response, relay_json, relay_sse, relay_translated, StreamTranslator};
+pub use relay::{
+    answer_usage, json_response, relay_json, relay_sse, relay_translated, NotJson, StreamTranslator,
+};
 pub use route::{byok_header_name, ModelRoute, Op, RouteError, UpstreamKey, DEFAULT_TIMEOUT};
 pub use routing::{Attempts, Deployment, ModelGroup, Routing, RoutingError};
 pub use upstream::{backend_error, send, upstream_error, UpstreamRequest};

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{header, HeaderValue, StatusCode};
-use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use keygate_plugin_api::{BackendError, BackendResponse, BodyStream, Wire};
@@ -25,9 +24,11 @@ use super::usage_tap::UsageTap;
 use crate::error::{Dialect, GatewayError};
 use crate::keys::meter::Meter;
 
+mod scan;
 mod usage;
 
-use usage::UsageOnly;
+pub use scan::NotJson;
+pub use usage::answer_usage;
 
 type ByteStream = Pin<Box<Coalesce<BodyStream>>>;
 
@@ -106,13 +107,10 @@ pub async fn relay_json(
         }
     };
     let Some(map) = map else {
-        // Passed through as it is, but never a 200 that no client can parse. One parse reads
-        // the usage and checks the whole body; only a body that is not an object with at most
-        // one `usage` is parsed again, to tell valid JSON from garbage.
-        let usage = match serde_json::from_slice::<UsageOnly>(&body) {
-            Ok(parsed) => parsed.usage(wire),
-            Err(_) if serde_json::from_slice::<IgnoredAny>(&body).is_ok() => None,
-            Err(_) => return Err(invalid(meter)),
+        // Passed through as it is, but never a 200 that no client can parse: one pass checks
+        // the whole body and finds its usage.
+        let Ok(usage) = answer_usage(&body, wire) else {
+            return Err(invalid(meter));
         };
         if let Some(meter) = meter {
             meter.finish(usage, status.as_u16());

@@ -1,5 +1,5 @@
-//! A passed-through JSON answer read for its `usage` only, in one pass that also checks the
-//! whole body is JSON: the counts are read straight off the bytes, with no tree built.
+//! The usage of a passed-through JSON answer, read straight off its bytes in the pass that also
+//! checks the whole body is JSON ([`super::scan`]): no tree is built.
 //!
 //! Reads what [`translate::openai_usage_object`] and [`translate::anthropic_usage_object`]
 //! read from a parsed `usage`, and turns the counts into [`Usage`] with the same functions,
@@ -13,31 +13,19 @@ use serde::Deserialize;
 
 use keygate_plugin_api::Wire;
 
+use super::scan::{self, NotJson};
 use super::translate::{self, Usage};
 
-/// A response body read for its `usage` member (the rest is checked, not kept).
-#[derive(Deserialize)]
-pub(super) struct UsageOnly {
-    #[serde(default)]
-    usage: Counts,
-}
-
-impl UsageOnly {
-    /// The usage in `wire`'s dialect, if the body reported one.
-    pub(super) fn usage(&self, wire: Wire) -> Option<Usage> {
-        let c = &self.usage;
-        match wire {
-            Wire::OpenAi => {
-                translate::openai_usage_from(c.prompt_tokens, c.completion_tokens, c.cached_tokens)
-            }
-            Wire::Anthropic => translate::anthropic_usage_from(
-                c.input_tokens,
-                c.output_tokens,
-                c.cache_read_input_tokens,
-                c.cache_creation_input_tokens,
-            ),
-        }
-    }
+/// The usage a passed-through answer reports in `wire`'s dialect (its top-level `usage`, the
+/// last one if the name repeats, as a client's JSON parser reads it), or [`NotJson`].
+pub fn answer_usage(body: &[u8], wire: Wire) -> Result<Option<Usage>, NotJson> {
+    let Some(usage) = scan::top_usage(body)? else {
+        return Ok(None);
+    };
+    // A `usage` serde_json cannot read (a number out of range, say) is no usage.
+    Ok(serde_json::from_slice::<Counts>(usage)
+        .ok()
+        .and_then(|counts| counts.usage(wire)))
 }
 
 /// The counts of a `usage` object, under both dialects' names. Repeated members: the last wins.
@@ -51,6 +39,25 @@ struct Counts {
     output_tokens: Option<u64>,
     cache_read_input_tokens: Option<u64>,
     cache_creation_input_tokens: Option<u64>,
+}
+
+impl Counts {
+    /// The usage in `wire`'s dialect, if the counts make one.
+    fn usage(&self, wire: Wire) -> Option<Usage> {
+        match wire {
+            Wire::OpenAi => translate::openai_usage_from(
+                self.prompt_tokens,
+                self.completion_tokens,
+                self.cached_tokens,
+            ),
+            Wire::Anthropic => translate::anthropic_usage_from(
+                self.input_tokens,
+                self.output_tokens,
+                self.cache_read_input_tokens,
+                self.cache_creation_input_tokens,
+            ),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -224,13 +231,23 @@ mod tests {
             r#"{"usage":"lots"}"#,
             r#"{"usage":7}"#,
             r#"{"choices":[{"message":{"usage":{"prompt_tokens":1}}}]}"#,
+            r#"{"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2}}"#,
+            r#"{"usage":{"prompt_tokens":1},"usage":null}"#,
+            r#"{"usa\u0067e":{"input_tokens":1,"output_tokens":2}}"#,
+            r#"[{"usage":{"prompt_tokens":1}}]"#,
             "{}",
         ] {
-            let parsed: UsageOnly = serde_json::from_str(body).unwrap();
             for wire in [Wire::OpenAi, Wire::Anthropic] {
-                assert_eq!(parsed.usage(wire), by_tree(body, wire), "{wire:?} {body}");
+                let read = answer_usage(body.as_bytes(), wire).unwrap();
+                assert_eq!(read, by_tree(body, wire), "{wire:?} {body}");
             }
         }
+    }
+
+    #[test]
+    fn a_usage_serde_json_cannot_read_is_no_usage() {
+        let body = br#"{"usage":{"prompt_tokens":1e400,"completion_tokens":1}}"#;
+        assert_eq!(answer_usage(body, Wire::OpenAi), Ok(None));
     }
 
     #[test]
@@ -241,7 +258,11 @@ mod tests {
             r#"{"a":1} trailing"#,
             r#"{"usage":{"a":}}"#,
         ] {
-            assert!(serde_json::from_str::<UsageOnly>(body).is_err(), "{body}");
+            assert_eq!(
+                answer_usage(body.as_bytes(), Wire::OpenAi),
+                Err(NotJson),
+                "{body}"
+            );
         }
     }
 }
