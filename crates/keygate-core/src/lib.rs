@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod http;
+mod json_scan;
 pub mod keys;
 pub mod plugins;
 pub mod providers;

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use axum::body::Body;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap};
 use serde::Deserialize;
 use serde_json::Value;
@@ -41,19 +41,37 @@ pub async fn read_json(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(GatewayError::BodyTooLarge { limit });
     }
-    axum::body::to_bytes(body, limit).await.map_err(|err| {
-        let mut source = std::error::Error::source(&err);
-        let mut too_large = false;
-        while let Some(inner) = source {
-            too_large |= inner.is::<http_body_util::LengthLimitError>();
-            source = inner.source();
-        }
-        if too_large {
-            GatewayError::BodyTooLarge { limit }
-        } else {
+    read_limited(body, limit).await
+}
+
+/// The whole body, or [`GatewayError::BodyTooLarge`] past `limit` bytes. A body that arrives in
+/// one piece (a request's usual body) is kept as it came, with no copy.
+async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, GatewayError> {
+    use http_body_util::BodyExt;
+    let mut first = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    let mut read = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| {
             GatewayError::InvalidRequest("the request body could not be read".to_owned())
+        })?;
+        // Trailers, if any, are not part of the JSON.
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        read = read.saturating_add(data.len());
+        if read > limit {
+            return Err(GatewayError::BodyTooLarge { limit });
         }
-    })
+        if first.is_empty() && joined.is_none() {
+            first = data;
+        } else {
+            joined
+                .get_or_insert_with(|| BytesMut::from(&first[..]))
+                .extend_from_slice(&data);
+        }
+    }
+    Ok(joined.map_or(first, BytesMut::freeze))
 }
 
 /// The fields every inference route needs first.

@@ -22,16 +22,18 @@ pub fn hash_key(key: &str) -> String {
     token_id_of(&digest(key))
 }
 
-/// The stored form of a key from its [`digest`]: 64 lowercase hex digits. Written by table,
-/// once per authenticated request (`hex::encode` builds its string a `char` at a time).
+/// The stored form of a key from its [`digest`]: 64 lowercase hex digits. Written by table
+/// into an array, once per authenticated request (`hex::encode` builds its string a `char` at a
+/// time).
 pub fn token_id_of(digest: &[u8; 32]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(64);
-    for byte in digest {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    let mut text = [0u8; 64];
+    for (pair, byte) in text.chunks_exact_mut(2).zip(digest) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
     }
-    text
+    // Hex digits are ASCII: the check cannot fail.
+    std::str::from_utf8(&text).unwrap_or_default().to_owned()
 }
 
 /// True when `text` is already a stored form (64 lowercase hex digits), as LiteLLM accepts a

@@ -24,10 +24,9 @@ use super::usage_tap::UsageTap;
 use crate::error::{Dialect, GatewayError};
 use crate::keys::meter::Meter;
 
-mod scan;
 mod usage;
 
-pub use scan::NotJson;
+pub use crate::json_scan::NotJson;
 pub use usage::answer_usage;
 
 type ByteStream = Pin<Box<Coalesce<BodyStream>>>;

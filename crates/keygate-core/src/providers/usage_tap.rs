@@ -12,8 +12,10 @@ use bytes::Bytes;
 use memchr::memmem;
 use serde_json::{Map, Value};
 
+use super::relay::answer_usage;
 use super::sse::{self, SseEvent, SseParser};
 use super::translate::{self, Usage};
+use crate::json_scan;
 use crate::keys::meter::Meter;
 use keygate_plugin_api::Wire;
 
@@ -115,20 +117,26 @@ impl UsageTap {
         if !event.data.contains("\"usage\"") || event.data.contains("\"usage\":null") {
             return false;
         }
+        if self.wire == Wire::OpenAi {
+            // Read off the bytes, as a passed-through answer is: no tree.
+            let data = event.data.as_bytes();
+            let Ok(usage) = answer_usage(data, Wire::OpenAi) else {
+                return false;
+            };
+            if usage.is_some() {
+                self.openai = usage;
+            }
+            let no_choices = json_scan::top_member(data, "choices")
+                .ok()
+                .flatten()
+                .is_some_and(|at| is_empty_array(&data[at]));
+            return self.strip_usage_chunk && no_choices;
+        }
         let Ok(value) = serde_json::from_str::<Value>(&event.data) else {
             return false;
         };
         match self.wire {
-            Wire::OpenAi => {
-                if let Some(usage) = translate::openai_usage(&value) {
-                    self.openai = Some(usage);
-                }
-                let no_choices = value
-                    .get("choices")
-                    .and_then(Value::as_array)
-                    .is_some_and(Vec::is_empty);
-                self.strip_usage_chunk && no_choices
-            }
+            Wire::OpenAi => false,
             Wire::Anthropic => {
                 let usage = value
                     .pointer("/message/usage")
@@ -162,6 +170,14 @@ fn usage_free_prefix(bytes: &[u8]) -> usize {
 }
 
 const USAGE_KEY: &[u8] = b"\"usage\"";
+
+/// Whether `value`, a JSON value, is `[]`.
+fn is_empty_array(value: &[u8]) -> bool {
+    value
+        .strip_prefix(b"[")
+        .and_then(|inner| inner.strip_suffix(b"]"))
+        .is_some_and(|inner| inner.iter().all(|b| b" \t\r\n".contains(b)))
+}
 
 fn encode(event: &SseEvent) -> String {
     match &event.event {

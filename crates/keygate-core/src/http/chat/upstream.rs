@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::Endpoint;
 use crate::error::{Dialect, GatewayError};
 use crate::http::body;
+use crate::json_scan;
 use crate::keys::meter::Meter;
 use crate::providers::{self, translate, Call, ModelRoute, Op, UsageTap, Wire};
 use keygate_plugin_api::BackendResponse;
@@ -71,22 +72,27 @@ pub(super) async fn send(
     let mut strip_usage_chunk = false;
     let (op, upstream_body, tree) = if same_dialect {
         let wants_usage = metered && stream && wire == Wire::OpenAi;
-        let same_model = route.upstream_model == model;
-        let body = if same_model && !wants_usage {
-            bytes.clone()
-        } else if same_model && !stream_options {
-            // The common case of a metered stream: the member is added to the bytes as they
-            // are, not to a tree parsed and written out again (a cost that grows with the
-            // prompt).
-            strip_usage_chunk = true;
-            with_usage_option(bytes)?
-        } else {
+        let body = if wants_usage && stream_options {
+            // The caller's own `stream_options`, to complete: in a tree.
             let mut tree = body::parse_tree(bytes)?;
             tree["model"] = Value::String(route.upstream_model.clone());
-            if wants_usage {
-                strip_usage_chunk = ask_for_usage(&mut tree);
-            }
+            strip_usage_chunk = ask_for_usage(&mut tree);
             Bytes::from(tree.to_string())
+        } else {
+            // The bytes as they are, with the upstream's model name and the usage option
+            // written in: no tree parsed and written out again (a cost that grows with the
+            // prompt).
+            let body = if route.upstream_model == model {
+                bytes.clone()
+            } else {
+                with_model(bytes, &route.upstream_model)?
+            };
+            if wants_usage {
+                strip_usage_chunk = true;
+                with_usage_option(&body)?
+            } else {
+                body
+            }
         };
         let op = match endpoint {
             Endpoint::Chat | Endpoint::Messages => Op::Chat,
@@ -119,6 +125,22 @@ pub(super) async fn send(
         tree,
         strip_usage_chunk,
     })
+}
+
+/// `body`, a JSON object, with the value of its top-level `model` member replaced by `model`
+/// (the caller's name of the model, whose member [`body::peek`] found).
+fn with_model(body: &[u8], model: &str) -> Result<Bytes, GatewayError> {
+    let at = json_scan::top_member(body, "model")
+        .map_err(|_| GatewayError::InvalidJson("the request body is not valid JSON".to_owned()))?
+        .ok_or_else(|| {
+            GatewayError::InvalidRequest("you must provide a model parameter".to_owned())
+        })?;
+    let name = Value::String(model.to_owned()).to_string();
+    let mut out = Vec::with_capacity(body.len() + name.len());
+    out.extend_from_slice(&body[..at.start]);
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(&body[at.end..]);
+    Ok(Bytes::from(out))
 }
 
 /// `body`, a JSON object with no `stream_options` member, with
@@ -246,6 +268,29 @@ mod tests {
             assert_eq!(parsed["stream_options"]["include_usage"], true);
         }
         assert!(with_usage_option(b"[1]").is_err());
+    }
+
+    #[test]
+    fn the_model_is_renamed_in_the_bytes_as_they_are() {
+        for (body, want) in [
+            (
+                r#"{"model":"alias","messages":[{"content":"model"}],"stream":true}"#,
+                r#"{"model":"up\"stream","messages":[{"content":"model"}],"stream":true}"#,
+            ),
+            (
+                "{ \"messages\": [], \"mod\\u0065l\" : \"alias\" }",
+                "{ \"messages\": [], \"mod\\u0065l\" : \"up\\\"stream\" }",
+            ),
+        ] {
+            let got = with_model(body.as_bytes(), "up\"stream").unwrap();
+            assert_eq!(std::str::from_utf8(&got).unwrap(), want);
+            let parsed: Value = serde_json::from_slice(&got).unwrap();
+            assert_eq!(parsed["model"], "up\"stream");
+        }
+        assert!(matches!(
+            with_model(b"{\"model\":\"\xff\"}", "m"),
+            Err(GatewayError::InvalidJson(_))
+        ));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The usage of a passed-through JSON answer, read straight off its bytes in the pass that also
-//! checks the whole body is JSON ([`super::scan`]): no tree is built.
+//! checks the whole body is JSON ([`crate::json_scan`]): no tree is built.
 //!
 //! Reads what [`translate::openai_usage_object`] and [`translate::anthropic_usage_object`]
 //! read from a parsed `usage`, and turns the counts into [`Usage`] with the same functions,
@@ -13,17 +13,17 @@ use serde::Deserialize;
 
 use keygate_plugin_api::Wire;
 
-use super::scan::{self, NotJson};
 use super::translate::{self, Usage};
+use crate::json_scan::{self, NotJson};
 
 /// The usage a passed-through answer reports in `wire`'s dialect (its top-level `usage`, the
 /// last one if the name repeats, as a client's JSON parser reads it), or [`NotJson`].
 pub fn answer_usage(body: &[u8], wire: Wire) -> Result<Option<Usage>, NotJson> {
-    let Some(usage) = scan::top_usage(body)? else {
+    let Some(usage) = json_scan::top_member(body, "usage")? else {
         return Ok(None);
     };
     // A `usage` serde_json cannot read (a number out of range, say) is no usage.
-    Ok(serde_json::from_slice::<Counts>(usage)
+    Ok(serde_json::from_slice::<Counts>(&body[usage])
         .ok()
         .and_then(|counts| counts.usage(wire)))
 }

@@ -1,36 +1,41 @@
-//! The check made on every passed-through JSON answer: is it one JSON value, and where is the
-//! value of its top-level `usage` member? One pass over the bytes, building nothing.
+//! A JSON text checked, and one of its top-level members found, in one pass over the bytes that
+//! builds nothing: the check made on every passed-through answer (where is its `usage`?), and
+//! how a request's `model` is rewritten for an upstream without parsing the request.
 //!
 //! It accepts the JSON texts of RFC 8259 that are valid UTF-8, at any depth: what serde_json
 //! accepts, except that serde_json does not look at the bytes of a string it skips, where a
 //! client's JSON parser would refuse them. The fuzz target `answer_usage` checks it against
 //! serde_json.
 
+use std::ops::Range;
+
 /// Not a JSON text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotJson;
 
-/// Checks that `text` is one JSON value, and returns the bytes of the value of its top-level
-/// `usage` member when it is an object that has one (the last, when the name repeats: the one
-/// a JSON parser keeps).
-pub(super) fn top_usage(text: &[u8]) -> Result<Option<&[u8]>, NotJson> {
+/// Checks that `text` is one JSON value, and returns where the value of its top-level member
+/// `name` is, when it is an object that has one (the last, when the name repeats: the one a JSON
+/// parser keeps).
+pub(crate) fn top_member(text: &[u8], name: &str) -> Result<Option<Range<usize>>, NotJson> {
     // Outside strings, any byte that is not ASCII is refused; strings check their own.
-    let mut scan = Scan { text, pos: 0 };
+    let mut scan = Scan { text, pos: 0, name };
     scan.document()
 }
 
 struct Scan<'a> {
     text: &'a [u8],
     pos: usize,
+    /// The member looked for.
+    name: &'a str,
 }
 
 impl<'a> Scan<'a> {
-    fn document(&mut self) -> Result<Option<&'a [u8]>, NotJson> {
+    fn document(&mut self) -> Result<Option<Range<usize>>, NotJson> {
         // The containers open around the current point, as the byte that closes each.
         let mut open: Vec<u8> = Vec::new();
-        let mut usage = None;
-        // Where the value of a top-level `usage` member starts, while it is being read.
-        let mut usage_start = None;
+        let mut found = None;
+        // Where the value of a top-level member looked for starts, while it is being read.
+        let mut found_start = None;
         loop {
             // A value.
             self.whitespace();
@@ -39,8 +44,8 @@ impl<'a> Scan<'a> {
                     self.whitespace();
                     if !self.eat(b'}') {
                         open.push(b'}');
-                        if self.name()? && open.len() == 1 {
-                            usage_start = Some(self.pos);
+                        if self.member_name()? && open.len() == 1 {
+                            found_start = Some(self.pos);
                         }
                         continue;
                     }
@@ -70,21 +75,21 @@ impl<'a> Scan<'a> {
                 let Some(&close) = open.last() else {
                     self.whitespace();
                     return if self.pos == self.text.len() {
-                        Ok(usage)
+                        Ok(found)
                     } else {
                         Err(NotJson)
                     };
                 };
                 if open.len() == 1 {
-                    if let Some(start) = usage_start.take() {
-                        usage = Some(&self.text[start..self.pos]);
+                    if let Some(start) = found_start.take() {
+                        found = Some(start..self.pos);
                     }
                 }
                 self.whitespace();
                 match self.next()? {
                     b',' if close == b'}' => {
-                        if self.name()? && open.len() == 1 {
-                            usage_start = Some(self.pos);
+                        if self.member_name()? && open.len() == 1 {
+                            found_start = Some(self.pos);
                         }
                         break;
                     }
@@ -98,9 +103,10 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// A member's name, its colon and the whitespace after it; whether the name is `usage`.
+    /// A member's name, its colon and the whitespace after it; whether it is the name looked
+    /// for.
     #[inline(always)]
-    fn name(&mut self) -> Result<bool, NotJson> {
+    fn member_name(&mut self) -> Result<bool, NotJson> {
         self.whitespace();
         if self.next()? != b'"' {
             return Err(NotJson);
@@ -108,17 +114,17 @@ impl<'a> Scan<'a> {
         let start = self.pos - 1;
         let escaped = self.string()?;
         let quoted = &self.text[start..self.pos];
-        let is_usage = if escaped {
-            serde_json::from_slice::<String>(quoted).is_ok_and(|name| name == "usage")
+        let wanted = if escaped {
+            serde_json::from_slice::<String>(quoted).is_ok_and(|name| name == self.name)
         } else {
-            quoted == b"\"usage\""
+            &quoted[1..quoted.len() - 1] == self.name.as_bytes()
         };
         self.whitespace();
         if self.next()? != b':' {
             return Err(NotJson);
         }
         self.whitespace();
-        Ok(is_usage)
+        Ok(wanted)
     }
 
     /// The rest of a string after its opening quote; whether it has escapes. Its non-ASCII
@@ -260,7 +266,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_top_level_usage_is_found() {
+    fn the_last_top_level_member_of_the_name_is_found() {
         let cases: [(&str, Option<&str>); 10] = [
             (
                 r#"{"id":"x","usage":{"a":[1,{"b":2}]},"z":null}"#,
@@ -280,8 +286,8 @@ mod tests {
             (r#""usage""#, None),
         ];
         for (text, want) in cases {
-            let got = top_usage(text.as_bytes()).unwrap();
-            assert_eq!(got, want.map(str::as_bytes), "{text}");
+            let got = top_member(text.as_bytes(), "usage").unwrap();
+            assert_eq!(got.map(|at| &text[at]), want, "{text}");
         }
     }
 
@@ -321,7 +327,11 @@ mod tests {
             "1 x",
             "NaN",
         ] {
-            assert_eq!(top_usage(text.as_bytes()), Err(NotJson), "{text:?}");
+            assert_eq!(
+                top_member(text.as_bytes(), "usage"),
+                Err(NotJson),
+                "{text:?}"
+            );
         }
         for text in [
             "0",
@@ -333,7 +343,7 @@ mod tests {
             "[[],{},[{}]]",
             " \t\r\n[ 1 , \"2\" ]\n",
         ] {
-            assert!(top_usage(text.as_bytes()).is_ok(), "{text:?}");
+            assert!(top_member(text.as_bytes(), "usage").is_ok(), "{text:?}");
         }
         // Invalid UTF-8 inside a string: serde_json skips over it; a client would not.
         for text in [
@@ -345,9 +355,9 @@ mod tests {
             b"\"\xe2\x82",
             b"[\xc3\xa9]",
         ] {
-            assert_eq!(top_usage(text), Err(NotJson), "{text:?}");
+            assert_eq!(top_member(text, "usage"), Err(NotJson), "{text:?}");
         }
-        assert!(top_usage("\"é€😀 plain text after\"".as_bytes()).is_ok());
+        assert!(top_member("\"é€😀 plain text after\"".as_bytes(), "usage").is_ok());
     }
 
     #[test]
@@ -371,6 +381,6 @@ mod tests {
     #[test]
     fn depth_is_not_limited() {
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert!(top_usage(deep.as_bytes()).is_ok());
+        assert!(top_member(deep.as_bytes(), "usage").is_ok());
     }
 }
