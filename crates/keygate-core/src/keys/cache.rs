@@ -33,7 +33,7 @@ enum Entry {
 /// Cached key lookups.
 #[derive(Clone)]
 pub struct KeyCache {
-    entries: Cache<String, Entry>,
+    entries: Cache<String, Entry, foldhash::fast::RandomState>,
     /// Bumped by every invalidation, so a lookup that raced with a change does not cache the
     /// record it read before the change.
     generation: Arc<AtomicU64>,
@@ -66,7 +66,7 @@ impl KeyCache {
             entries: Cache::builder()
                 .max_capacity(CAPACITY)
                 .time_to_live(ttl)
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
             generation: Arc::new(AtomicU64::new(0)),
             refreshing: Arc::new(Mutex::new(HashSet::new())),
             tasks: TaskTracker::new(),

@@ -270,7 +270,9 @@ impl Drop for Admission {
 /// Every key's ledger.
 #[derive(Debug, Default)]
 pub struct Ledgers {
-    keys: Mutex<HashMap<String, Arc<KeyLedger>>>,
+    /// Keyed by token id (hashed with foldhash: SipHash's cost, paid on every request, buys
+    /// nothing here, as the ids are SHA-256 digests and the seed is random).
+    keys: Mutex<HashMap<String, Arc<KeyLedger>, foldhash::fast::RandomState>>,
 }
 
 impl Ledgers {
@@ -280,6 +282,9 @@ impl Ledgers {
             Ok(keys) => keys,
             Err(poisoned) => poisoned.into_inner(),
         };
+        if let Some(ledger) = keys.get(&key.token_id) {
+            return ledger.clone();
+        }
         keys.entry(key.token_id.clone())
             .or_insert_with(|| Arc::new(KeyLedger::new(key.spend)))
             .clone()

@@ -73,7 +73,8 @@ pub enum RoutingError {
 #[derive(Debug)]
 pub struct Routing {
     groups: Vec<ModelGroup>,
-    by_name: HashMap<String, usize>,
+    /// Looked up on every request (foldhash: the names are the operator's).
+    by_name: HashMap<String, usize, foldhash::fast::RandomState>,
     policy: RouterConfig,
 }
 
@@ -109,7 +110,7 @@ impl Routing {
         routes: &[Arc<ModelRoute>],
         policy: &RouterConfig,
     ) -> Result<Self, RoutingError> {
-        let mut by_name: HashMap<String, usize> = HashMap::new();
+        let mut by_name: HashMap<String, usize, foldhash::fast::RandomState> = HashMap::default();
         let mut groups: Vec<ModelGroup> = Vec::new();
         let mut first_entry: Vec<usize> = Vec::new();
         for (index, (config, route)) in models.iter().zip(routes).enumerate() {
