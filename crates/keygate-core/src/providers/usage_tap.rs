@@ -117,37 +117,44 @@ impl UsageTap {
         if !event.data.contains("\"usage\"") || event.data.contains("\"usage\":null") {
             return false;
         }
-        if self.wire == Wire::OpenAi {
-            // Read off the bytes, as a passed-through answer is: no tree.
-            let data = event.data.as_bytes();
-            let Ok(usage) = answer_usage(data, Wire::OpenAi) else {
-                return false;
-            };
-            if usage.is_some() {
-                self.openai = usage;
+        match self.wire {
+            Wire::OpenAi => self.look_openai(event.data.as_bytes()),
+            Wire::Anthropic => {
+                self.look_anthropic(&event.data);
+                false
             }
-            let no_choices = json_scan::top_member(data, "choices")
-                .ok()
-                .flatten()
-                .is_some_and(|at| is_empty_array(&data[at]));
-            return self.strip_usage_chunk && no_choices;
         }
-        let Ok(value) = serde_json::from_str::<Value>(&event.data) else {
+    }
+
+    /// An OpenAI chunk, read off its bytes as a passed-through answer is (no tree); true when
+    /// it is the usage-only chunk to strip.
+    fn look_openai(&mut self, data: &[u8]) -> bool {
+        let Ok(usage) = answer_usage(data, Wire::OpenAi) else {
             return false;
         };
-        match self.wire {
-            Wire::OpenAi => false,
-            Wire::Anthropic => {
-                let usage = value
-                    .pointer("/message/usage")
-                    .or_else(|| value.get("usage"))
-                    .and_then(Value::as_object);
-                for (k, v) in usage.into_iter().flatten() {
-                    if v.is_u64() {
-                        self.anthropic.insert(k.clone(), v.clone());
-                    }
-                }
-                false
+        if usage.is_some() {
+            self.openai = usage;
+        }
+        let no_choices = json_scan::top_member(data, "choices")
+            .ok()
+            .flatten()
+            .is_some_and(|at| is_empty_array(&data[at]));
+        self.strip_usage_chunk && no_choices
+    }
+
+    /// An Anthropic event: the counts of `message.usage` (`message_start`) or `usage`
+    /// (`message_delta`), each kept as last reported.
+    fn look_anthropic(&mut self, data: &str) {
+        let Ok(value) = serde_json::from_str::<Value>(data) else {
+            return;
+        };
+        let usage = value
+            .pointer("/message/usage")
+            .or_else(|| value.get("usage"))
+            .and_then(Value::as_object);
+        for (k, v) in usage.into_iter().flatten() {
+            if v.is_u64() {
+                self.anthropic.insert(k.clone(), v.clone());
             }
         }
     }
