@@ -81,20 +81,17 @@ impl Service<Request> for Gateway {
 
     fn call(&mut self, request: Request) -> Self::Future {
         let started = Instant::now();
-        if let Some(endpoint) = Self::inference(&request) {
-            let state = self.state.clone();
-            return Box::pin(async move {
-                let (parts, body) = request.into_parts();
-                let response =
-                    chat::serve_inference(&state, &parts.headers, body, endpoint, started).await;
-                log_outcome(&parts.method, &parts.uri, started, &response);
-                Ok(response)
-            });
-        }
-        let router = self.router.clone();
+        let endpoint = Self::inference(&request);
+        let (state, router) = (self.state.clone(), self.router.clone());
         Box::pin(async move {
             let (method, uri) = (request.method().clone(), request.uri().clone());
-            let Ok(response) = router.oneshot(request).await;
+            let response = match endpoint {
+                Some(endpoint) => chat::serve_inference(&state, request, endpoint, started).await,
+                None => {
+                    let Ok(response) = router.oneshot(request).await;
+                    response
+                }
+            };
             log_outcome(&method, &uri, started, &response);
             Ok(response)
         })
@@ -126,9 +123,7 @@ fn routes(state: AppState) -> Router {
             path,
             post(
                 move |State(state): State<AppState>, request: Request| async move {
-                    let (parts, body) = request.into_parts();
-                    chat::serve_inference(&state, &parts.headers, body, endpoint, Instant::now())
-                        .await
+                    chat::serve_inference(&state, request, endpoint, Instant::now()).await
                 },
             ),
         );

@@ -9,6 +9,7 @@ mod upstream;
 use std::time::Instant;
 
 use axum::body::Body;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::SecretString;
@@ -58,17 +59,17 @@ impl Endpoint {
     }
 }
 
-/// Runs one inference request and records its metrics.
+/// Runs one inference request, received at `started`, and records its metrics.
 pub(super) async fn serve_inference(
     state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
+    request: Request,
     endpoint: Endpoint,
     started: Instant,
 ) -> Response {
     let caller = endpoint.dialect();
     let mut labels = Labels::default();
-    let response = match infer(state, headers, body, endpoint, &mut labels).await {
+    let (parts, body) = request.into_parts();
+    let response = match infer(state, &parts.headers, body, endpoint, &mut labels).await {
         Ok(response) => response,
         Err(error) => error.in_dialect(caller).into_response(),
     };
