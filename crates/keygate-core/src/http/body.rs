@@ -134,10 +134,13 @@ pub fn peek(bytes: &[u8]) -> Result<Peek<'_>, GatewayError> {
 pub fn required_model<'a>(peek: &'a Peek<'_>) -> Result<&'a str, GatewayError> {
     match peek.model.as_deref() {
         Some(model) if !model.is_empty() => Ok(model),
-        _ => Err(GatewayError::InvalidRequest(
-            "you must provide a model parameter".to_owned(),
-        )),
+        _ => Err(missing_model()),
     }
+}
+
+/// The refusal of a body without a model (LiteLLM's words).
+pub fn missing_model() -> GatewayError {
+    GatewayError::InvalidRequest("you must provide a model parameter".to_owned())
 }
 
 /// The body as a JSON tree (after [`peek`] succeeded, this cannot fail on syntax).

@@ -132,9 +132,7 @@ pub(super) async fn send(
 fn with_model(body: &[u8], model: &str) -> Result<Bytes, GatewayError> {
     let at = json_scan::top_member(body, "model")
         .map_err(|_| GatewayError::InvalidJson("the request body is not valid JSON".to_owned()))?
-        .ok_or_else(|| {
-            GatewayError::InvalidRequest("you must provide a model parameter".to_owned())
-        })?;
+        .ok_or_else(body::missing_model)?;
     let name = Value::String(model.to_owned()).to_string();
     let mut out = Vec::with_capacity(body.len() + name.len());
     out.extend_from_slice(&body[..at.start]);
