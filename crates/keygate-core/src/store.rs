@@ -89,13 +89,29 @@ impl Store {
     }
 
     /// The same database for writes that may be lost if the database server itself crashes
-    /// (not if keygate does): on PostgreSQL a second, lazily connected pool whose commits do
-    /// not wait for the WAL flush (`synchronous_commit = off`), for budget reservations, rate
-    /// windows and batched spend; on SQLite, this store. Keys, roles and leases are never
-    /// written through it.
+    /// (not if keygate does), for budget reservations, rate windows and batched spend. Keys,
+    /// roles and leases are never written through it.
+    /// - PostgreSQL: a second, lazily connected pool whose commits do not wait for the WAL
+    ///   flush (`synchronous_commit = off`).
+    /// - SQLite: one lazily opened connection with `synchronous = NORMAL`: a commit is in the
+    ///   WAL when it returns (a crash of keygate loses nothing), and only the operating system's
+    ///   crash could lose the last ones. Being one connection, it also keeps its page cache
+    ///   between batches: a pool's connections in turn would each re-read the pages the others
+    ///   changed.
     pub fn relaxed(&self) -> Self {
         match self {
-            Self::Sqlite(_) => self.clone(),
+            Self::Sqlite(pool) => {
+                let options = pool
+                    .connect_options()
+                    .as_ref()
+                    .clone()
+                    .synchronous(SqliteSynchronous::Normal);
+                Self::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .connect_lazy_with(options),
+                )
+            }
             Self::Postgres(pool) => {
                 let options = pool
                     .connect_options()
