@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::uri::{Authority, Scheme};
-use http::{header, HeaderValue, Method, Request, Uri};
+use http::{header, Method, Request, Uri};
 use hyper::body::{Body, Frame, SizeHint};
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -157,12 +157,14 @@ fn connector() -> HttpsConnector<HttpConnector> {
         .wrap_connector(http)
 }
 
-/// A live idle connection to `key` from this thread's pool, if there is one.
-async fn checkout(key: &Key) -> Option<Box<Conn>> {
+/// A live idle connection to `scheme://authority` from this thread's pool, if there is one.
+async fn checkout(scheme: &Scheme, authority: &Authority) -> Option<Box<Conn>> {
     loop {
         let (mut conn, since) = IDLE.with(|idle| {
             let mut idle = idle.borrow_mut();
-            let (_, list) = idle.iter_mut().find(|(k, _)| k == key)?;
+            let (_, list) = idle
+                .iter_mut()
+                .find(|((s, a), _)| s == scheme && a == authority)?;
             list.pop()
         })?;
         if since.elapsed() < IDLE_TIMEOUT && poll_fn(|cx| Poll::Ready(conn.idle_and_open(cx))).await
@@ -223,21 +225,18 @@ async fn connect(key: &Key) -> Result<Box<Conn>, SendError> {
 pub(crate) async fn send(
     request: Request<Bytes>,
 ) -> Result<(http::response::Parts, PooledBody), SendError> {
-    let (mut parts, body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let (Some(scheme), Some(authority)) = (parts.uri.scheme(), parts.uri.authority()) else {
         return Err(SendError::BadUri);
     };
-    let key = (scheme.clone(), authority.clone());
-    if !parts.headers.contains_key(header::HOST) {
-        let host = HeaderValue::from_str(host_header(&key)).map_err(|_| SendError::BadUri)?;
-        parts.headers.insert(header::HOST, host);
-    }
-    let request_head = wire::request_head(&parts, body.len());
+    // The authority was checked when the URI was parsed: it is fit for a header as it is.
+    let host = (!parts.headers.contains_key(header::HOST)).then(|| host_header(scheme, authority));
+    let request_head = wire::request_head(&parts, host, body.len());
     let head_request = parts.method == Method::HEAD;
     loop {
-        let (mut conn, reused) = match checkout(&key).await {
+        let (mut conn, reused) = match checkout(scheme, authority).await {
             Some(conn) => (conn, true),
-            None => (connect(&key).await?, false),
+            None => (connect(&(scheme.clone(), authority.clone())).await?, false),
         };
         match conn.write(&request_head, &body).await {
             Ok(()) => {}
@@ -256,10 +255,9 @@ pub(crate) async fn send(
     }
 }
 
-/// The `Host` header for `key`: the authority without userinfo, and without the port when it
-/// is the scheme's default.
-fn host_header(key: &Key) -> &str {
-    let (scheme, authority) = key;
+/// The `Host` header for `scheme://authority`: the authority without userinfo, and without the
+/// port when it is the scheme's default.
+fn host_header<'a>(scheme: &Scheme, authority: &'a Authority) -> &'a str {
     let default_port = match scheme.as_str() {
         "http" => Some(80),
         "https" => Some(443),

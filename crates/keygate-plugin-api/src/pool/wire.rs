@@ -42,15 +42,25 @@ pub enum WireError {
     Incomplete,
 }
 
-/// The request head for `parts` with a body of `body_len` bytes: origin-form target, the
-/// headers as given except framing ones, and `content-length` where a body is sent or expected.
-pub(crate) fn request_head(parts: &http::request::Parts, body_len: usize) -> Vec<u8> {
+/// The request head for `parts` with a body of `body_len` bytes: origin-form target, `host`
+/// first when given (a value already fit for a header), the headers as given except framing
+/// ones, and `content-length` where a body is sent or expected.
+pub(crate) fn request_head(
+    parts: &http::request::Parts,
+    host: Option<&str>,
+    body_len: usize,
+) -> Vec<u8> {
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(parts.method.as_str().as_bytes());
     head.push(b' ');
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     head.extend_from_slice(target.as_bytes());
     head.extend_from_slice(b" HTTP/1.1\r\n");
+    if let Some(host) = host {
+        head.extend_from_slice(b"host: ");
+        head.extend_from_slice(host.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
     for (name, value) in &parts.headers {
         if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
             continue;
@@ -66,11 +76,26 @@ pub(crate) fn request_head(parts: &http::request::Parts, body_len: usize) -> Vec
     );
     if body_len > 0 || !bodiless {
         head.extend_from_slice(b"content-length: ");
-        head.extend_from_slice(body_len.to_string().as_bytes());
+        push_decimal(&mut head, body_len);
         head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"\r\n");
     head
+}
+
+/// `n` in decimal, without a `String` to hold it.
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A parsed response head.

@@ -45,7 +45,7 @@ fn the_request_head_is_origin_form_with_the_body_length() {
         .unwrap();
     let (parts, ()) = request.into_parts();
     assert_eq!(
-        String::from_utf8(request_head(&parts, 13)).unwrap(),
+        String::from_utf8(request_head(&parts, None, 13)).unwrap(),
         "POST /v1/chat?x=1 HTTP/1.1\r\nhost: up.example\r\ncontent-type: application/json\r\n\
          content-length: 13\r\n\r\n"
     );
@@ -53,15 +53,26 @@ fn the_request_head_is_origin_form_with_the_body_length() {
         .body(())
         .unwrap()
         .into_parts();
-    assert_eq!(request_head(&get, 0), b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(request_head(&get, None, 0), b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        request_head(&get, Some("up.example:8080"), 0),
+        b"GET / HTTP/1.1\r\nhost: up.example:8080\r\n\r\n"
+    );
     let (post, ()) = Request::post("http://up.example/x")
         .body(())
         .unwrap()
         .into_parts();
     assert_eq!(
-        request_head(&post, 0),
+        request_head(&post, None, 0),
         b"POST /x HTTP/1.1\r\ncontent-length: 0\r\n\r\n"
     );
+    for len in [7, 10, 1234567890, usize::MAX] {
+        let head = String::from_utf8(request_head(&post, None, len)).unwrap();
+        assert!(
+            head.contains(&format!("content-length: {len}\r\n")),
+            "{head}"
+        );
+    }
 }
 
 #[test]
