@@ -176,7 +176,13 @@ impl Pending {
         for settled in settled {
             match settled {
                 Settled::Entry(entry) => {
-                    *self.deltas.entry(entry.token_id.clone()).or_default() += entry.cost;
+                    // A key's id is copied once per batch, not once per request.
+                    match self.deltas.get_mut(&entry.token_id) {
+                        Some(delta) => *delta += entry.cost,
+                        None => {
+                            self.deltas.insert(entry.token_id.clone(), entry.cost);
+                        }
+                    }
                     self.entries.push(entry);
                 }
                 Settled::Release {
