@@ -75,7 +75,10 @@ def generate(kg, body) -> dict:
 
 
 def test_doc_generate_step_3(kg):
+    # keygate keeps times in whole milliseconds: a key made within the same millisecond as
+    # `before` expires up to a millisecond before `before` + 20m read to the microsecond.
     before = datetime.now(timezone.utc)
+    before = before.replace(microsecond=before.microsecond // 1000 * 1000)
     out = generate(
         kg,
         '{"models": ["gpt-3.5-turbo", "gpt-4", "claude-2"], "duration": "20m",'
