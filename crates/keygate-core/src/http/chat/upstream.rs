@@ -81,17 +81,20 @@ pub(super) async fn send(
         } else {
             // The bytes as they are, with the upstream's model name and the usage option
             // written in: no tree parsed and written out again (a cost that grows with the
-            // prompt).
-            let body = if route.upstream_model == model {
-                bytes.clone()
-            } else {
-                with_model(bytes, &route.upstream_model)?
-            };
+            // prompt), and the prompt copied once at most.
+            let renamed = (route.upstream_model != model)
+                .then(|| with_model(bytes, &route.upstream_model))
+                .transpose()?;
             if wants_usage {
                 strip_usage_chunk = true;
-                with_usage_option(&body)?
+                let body = renamed.unwrap_or_else(|| {
+                    let mut body = Vec::with_capacity(bytes.len() + USAGE_OPTION.len() + 1);
+                    body.extend_from_slice(bytes);
+                    body
+                });
+                Bytes::from(with_usage_option(body)?)
             } else {
-                body
+                renamed.map_or_else(|| bytes.clone(), Bytes::from)
             }
         };
         let op = match endpoint {
@@ -129,21 +132,25 @@ pub(super) async fn send(
 
 /// `body`, a JSON object, with the value of its top-level `model` member replaced by `model`
 /// (the caller's name of the model, whose member [`body::peek`] found).
-fn with_model(body: &[u8], model: &str) -> Result<Bytes, GatewayError> {
+fn with_model(body: &[u8], model: &str) -> Result<Vec<u8>, GatewayError> {
     let at = json_scan::top_member(body, "model")
         .map_err(|_| GatewayError::InvalidJson("the request body is not valid JSON".to_owned()))?
         .ok_or_else(body::missing_model)?;
     let name = Value::String(model.to_owned()).to_string();
-    let mut out = Vec::with_capacity(body.len() + name.len());
+    // Room for the usage option too, which a metered stream adds next in place.
+    let mut out = Vec::with_capacity(body.len() + name.len() + USAGE_OPTION.len() + 1);
     out.extend_from_slice(&body[..at.start]);
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(&body[at.end..]);
-    Ok(Bytes::from(out))
+    Ok(out)
 }
+
+/// The member [`with_usage_option`] adds, with the brace that closes the body.
+const USAGE_OPTION: &[u8] = br#""stream_options":{"include_usage":true}}"#;
 
 /// `body`, a JSON object with no `stream_options` member, with
 /// `"stream_options":{"include_usage":true}` added as its last member.
-fn with_usage_option(body: &[u8]) -> Result<Bytes, GatewayError> {
+fn with_usage_option(mut body: Vec<u8>) -> Result<Vec<u8>, GatewayError> {
     let not_an_object =
         || GatewayError::InvalidRequest("The request body must be a JSON object.".into());
     let end = body
@@ -151,14 +158,13 @@ fn with_usage_option(body: &[u8]) -> Result<Bytes, GatewayError> {
         .rposition(|b| !b.is_ascii_whitespace())
         .filter(|&end| body[end] == b'}')
         .ok_or_else(not_an_object)?;
-    let inner = body[..end].trim_ascii_end();
-    let mut out = Vec::with_capacity(end + 48);
-    out.extend_from_slice(inner);
-    if !inner.ends_with(b"{") {
-        out.push(b',');
+    let inner = body[..end].trim_ascii_end().len();
+    body.truncate(inner);
+    if !body.ends_with(b"{") {
+        body.push(b',');
     }
-    out.extend_from_slice(br#""stream_options":{"include_usage":true}}"#);
-    Ok(Bytes::from(out))
+    body.extend_from_slice(USAGE_OPTION);
+    Ok(body)
 }
 
 /// Sets `stream_options.include_usage`; true when the caller had not asked for it.
@@ -260,12 +266,12 @@ mod tests {
             ),
             ("{ }", r#"{"stream_options":{"include_usage":true}}"#),
         ] {
-            let got = with_usage_option(body.as_bytes()).unwrap();
+            let got = with_usage_option(body.as_bytes().to_vec()).unwrap();
             assert_eq!(std::str::from_utf8(&got).unwrap(), want);
             let parsed: Value = serde_json::from_slice(&got).unwrap();
             assert_eq!(parsed["stream_options"]["include_usage"], true);
         }
-        assert!(with_usage_option(b"[1]").is_err());
+        assert!(with_usage_option(b"[1]".to_vec()).is_err());
     }
 
     #[test]
