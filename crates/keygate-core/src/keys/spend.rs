@@ -44,11 +44,17 @@ enum Settled {
 }
 
 /// Queues settled requests for the store.
+///
+/// Every metered request holds a clone until it settles, on whichever worker thread serves
+/// it: one shared count to change. Cloning the parts themselves would change the channel's
+/// sender count and the cancellation token's (under a mutex the workers share) as well.
 #[derive(Clone)]
-pub struct SpendWriter {
+pub struct SpendWriter(Arc<Parts>);
+
+struct Parts {
     tx: mpsc::Sender<Settled>,
     stop: CancellationToken,
-    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for SpendWriter {
@@ -71,16 +77,16 @@ impl SpendWriter {
         let (tx, rx) = mpsc::channel(QUEUE);
         let stop = CancellationToken::new();
         let task = tokio::spawn(run(store, instance, rx, stop.clone()));
-        Self {
+        Self(Arc::new(Parts {
             tx,
             stop,
-            task: Arc::new(Mutex::new(Some(task))),
-        }
+            task: Mutex::new(Some(task)),
+        }))
     }
 
     /// Queues one settled request (never waits).
     pub fn record(&self, entry: SpendEntry) {
-        if self.tx.try_send(Settled::Entry(entry)).is_err() {
+        if self.0.tx.try_send(Settled::Entry(entry)).is_err() {
             metrics::counter!("keygate_spend_dropped_total").increment(1);
             tracing::error!("spend queue full or closed; a spend log entry was dropped");
         }
@@ -94,7 +100,7 @@ impl SpendWriter {
             micros,
             window,
         };
-        if self.tx.try_send(release).is_err() {
+        if self.0.tx.try_send(release).is_err() {
             // The reservation stays held until this instance is reaped: the cluster errs on
             // the side of refusing.
             metrics::counter!("keygate_spend_dropped_total").increment(1);
@@ -104,8 +110,8 @@ impl SpendWriter {
 
     /// Writes everything queued so far and stops the writer.
     pub async fn shutdown(&self) {
-        self.stop.cancel();
-        let task = self.task.lock().await.take();
+        self.0.stop.cancel();
+        let task = self.0.task.lock().await.take();
         if let Some(task) = task {
             let _ = task.await;
         }
