@@ -76,26 +76,11 @@ pub(crate) fn request_head(
     );
     if body_len > 0 || !bodiless {
         head.extend_from_slice(b"content-length: ");
-        push_decimal(&mut head, body_len);
+        head.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
         head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"\r\n");
     head
-}
-
-/// `n` in decimal, without a `String` to hold it.
-fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// A parsed response head.
