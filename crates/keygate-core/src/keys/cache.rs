@@ -4,9 +4,8 @@
 //! another instance is seen within it. A key in use is re-read in the background before its
 //! entry expires, so a busy key never waits on the database.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio_util::task::TaskTracker;
@@ -34,13 +33,47 @@ enum Entry {
 #[derive(Clone)]
 pub struct KeyCache {
     entries: Cache<String, Entry, foldhash::fast::RandomState>,
-    /// Bumped by every invalidation, so a lookup that raced with a change does not cache the
-    /// record it read before the change.
-    generation: Arc<AtomicU64>,
+    /// Keys being read from the store, so that a read a change to the same key overtook is not
+    /// cached (it may hold the key as it was before the change). Changes to other keys do not
+    /// concern it.
+    reads: Arc<Mutex<HashMap<String, Reads>>>,
     /// Token ids being re-read in the background (one refresh per key at a time).
     refreshing: Arc<Mutex<HashSet<String>>>,
     tasks: TaskTracker,
     refresh_after: Duration,
+}
+
+/// The reads of one key in flight.
+struct Reads {
+    in_flight: usize,
+    /// Changes to the key since the first of them began.
+    changes: u64,
+}
+
+/// A read of one key from the store, begun by [`KeyCache::begin_read`].
+struct Read<'a> {
+    cache: &'a KeyCache,
+    token_id: &'a str,
+    /// The changes to the key seen when the read began.
+    changes: u64,
+    ended: bool,
+}
+
+impl Read<'_> {
+    /// Ends the read with its answer (`None`: nothing to cache).
+    fn end(mut self, entry: Option<Entry>) {
+        self.ended = true;
+        self.cache.end_read(self.token_id, self.changes, entry);
+    }
+}
+
+impl Drop for Read<'_> {
+    /// A read dropped half-way (its request was cancelled) ends with nothing to cache.
+    fn drop(&mut self) {
+        if !self.ended {
+            self.cache.end_read(self.token_id, self.changes, None);
+        }
+    }
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -67,7 +100,7 @@ impl KeyCache {
                 .max_capacity(CAPACITY)
                 .time_to_live(ttl)
                 .build_with_hasher(foldhash::fast::RandomState::default()),
-            generation: Arc::new(AtomicU64::new(0)),
+            reads: Arc::new(Mutex::new(HashMap::new())),
             refreshing: Arc::new(Mutex::new(HashSet::new())),
             tasks: TaskTracker::new(),
         }
@@ -98,16 +131,46 @@ impl KeyCache {
         store: &Store,
         token_id: &str,
     ) -> Result<Option<Arc<KeyRecord>>, StoreError> {
-        let generation = self.generation.load(Ordering::Acquire);
-        let found = store.get_key(token_id).await?.map(Arc::new);
-        let entry = match &found {
-            Some(key) => Entry::Found(key.clone(), Instant::now()),
-            None => Entry::Missing(Instant::now()),
+        let read = self.begin_read(token_id);
+        let found = store.get_key(token_id).await.map(|key| key.map(Arc::new));
+        read.end(match &found {
+            Ok(Some(key)) => Some(Entry::Found(key.clone(), Instant::now())),
+            Ok(None) => Some(Entry::Missing(Instant::now())),
+            Err(_) => None,
+        });
+        found
+    }
+
+    fn begin_read<'a>(&'a self, token_id: &'a str) -> Read<'a> {
+        let mut reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+        let key_reads = reads.entry(token_id.to_owned()).or_insert(Reads {
+            in_flight: 0,
+            changes: 0,
+        });
+        key_reads.in_flight += 1;
+        Read {
+            cache: self,
+            token_id,
+            changes: key_reads.changes,
+            ended: false,
+        }
+    }
+
+    /// Caches `entry` unless the key changed since the read began (when `changes` were seen).
+    /// The check and the insert hold the lock that [`KeyCache::invalidate`] counts changes
+    /// under, so no change can fall between them.
+    fn end_read(&self, token_id: &str, changes: u64, entry: Option<Entry>) {
+        let mut reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(key_reads) = reads.get_mut(token_id) else {
+            return;
         };
-        if self.generation.load(Ordering::Acquire) == generation {
+        if let Some(entry) = entry.filter(|_| key_reads.changes == changes) {
             self.entries.insert(token_id.to_owned(), entry);
         }
-        Ok(found)
+        key_reads.in_flight -= 1;
+        if key_reads.in_flight == 0 {
+            reads.remove(token_id);
+        }
     }
 
     fn refresh_in_background(&self, store: &Store, token_id: &str) {
@@ -138,15 +201,28 @@ impl KeyCache {
         self.tasks.wait().await;
     }
 
+    /// Whether a lookup of `token_id` would be answered without asking the store.
+    pub fn holds(&self, token_id: &str) -> bool {
+        self.entries.contains_key(token_id)
+    }
+
     /// Forgets `token_id`: the next lookup reads the store. Call after every change to a key.
     pub fn invalidate(&self, token_id: &str) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let mut reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(key_reads) = reads.get_mut(token_id) {
+            key_reads.changes += 1;
+        }
+        drop(reads);
         self.entries.invalidate(token_id);
     }
 
     /// Forgets everything.
     pub fn clear(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let mut reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+        for key_reads in reads.values_mut() {
+            key_reads.changes += 1;
+        }
+        drop(reads);
         self.entries.invalidate_all();
     }
 }
@@ -177,5 +253,62 @@ mod tests {
         assert!(cache.get(&store, "t1").await.unwrap().unwrap().blocked);
         store.close().await;
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn found(token_id: &str, blocked: bool) -> Option<Entry> {
+        let mut key = crate::keys::test_record(token_id);
+        key.blocked = blocked;
+        Some(Entry::Found(Arc::new(key), Instant::now()))
+    }
+
+    fn cached_blocked(cache: &KeyCache, token_id: &str) -> Option<bool> {
+        match cache.entries.get(token_id)? {
+            Entry::Found(key, _) => Some(key.blocked),
+            Entry::Missing(_) => None,
+        }
+    }
+
+    #[test]
+    fn a_change_to_another_key_does_not_stop_a_read_being_cached() {
+        let cache = KeyCache::default();
+        let read = cache.begin_read("a");
+        cache.invalidate("b");
+        read.end(found("a", false));
+        assert_eq!(cached_blocked(&cache, "a"), Some(false));
+        assert!(cache.reads.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_read_a_change_to_its_key_overtook_is_not_cached() {
+        let cache = KeyCache::default();
+        let before = cache.begin_read("a");
+        cache.invalidate("a");
+        let after = cache.begin_read("a");
+        before.end(found("a", false));
+        assert_eq!(cached_blocked(&cache, "a"), None);
+        // A read begun after the change holds the key as changed: it is cached.
+        after.end(found("a", true));
+        assert_eq!(cached_blocked(&cache, "a"), Some(true));
+        assert!(cache.reads.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_read_overtaken_by_clear_is_not_cached() {
+        let cache = KeyCache::default();
+        let read = cache.begin_read("a");
+        cache.clear();
+        read.end(found("a", false));
+        assert_eq!(cached_blocked(&cache, "a"), None);
+    }
+
+    #[test]
+    fn a_read_dropped_half_way_ends() {
+        let cache = KeyCache::default();
+        let kept = cache.begin_read("a");
+        drop(cache.begin_read("a"));
+        assert_eq!(cache.reads.lock().unwrap()["a"].in_flight, 1);
+        kept.end(found("a", false));
+        assert_eq!(cached_blocked(&cache, "a"), Some(false));
+        assert!(cache.reads.lock().unwrap().is_empty());
     }
 }
