@@ -254,6 +254,8 @@ struct Inner {
     client: reqwest::Client,
     store: Store,
     keys: KeyCache,
+    /// This process's id among the instances on one database.
+    instance: Arc<str>,
     ledgers: Ledgers,
     limiter: Limiter,
     spend: SpendWriter,
@@ -285,7 +287,7 @@ impl AppState {
             config.limits.scope,
             &relaxed,
             config.redis_url.as_deref(),
-            instance,
+            instance.clone(),
             spend.clone(),
         )
         .unwrap_or_else(|err| {
@@ -300,6 +302,7 @@ impl AppState {
                 client,
                 store,
                 keys: KeyCache::default(),
+                instance,
                 ledgers: Ledgers::default(),
                 limiter,
                 spend,
@@ -317,6 +320,7 @@ impl AppState {
         tasks.extend(crate::keys::invalidate::spawn_listener(
             &state.inner.store,
             state.inner.keys.clone(),
+            state.inner.instance.clone(),
             stop.clone(),
         ));
         if let Some(handle) = &state.inner.metrics {
@@ -356,13 +360,18 @@ impl AppState {
         &self.inner.keys
     }
 
+    /// This process's id among the instances on one database.
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
     /// Drops `token_ids` from this instance's cache and announces the change to the other
     /// instances on the same PostgreSQL database (see [`crate::keys::invalidate`]).
     pub async fn keys_changed<S: AsRef<str>>(&self, token_ids: &[S]) {
         for token_id in token_ids {
             self.inner.keys.invalidate(token_id.as_ref());
         }
-        crate::keys::invalidate::announce(&self.inner.store, token_ids).await;
+        crate::keys::invalidate::announce(&self.inner.store, &self.inner.instance, token_ids).await;
     }
 
     /// In-memory budget, rate and concurrency counters of virtual keys.

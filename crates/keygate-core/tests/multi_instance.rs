@@ -1,6 +1,7 @@
 //! Two keygate instances on one PostgreSQL database: a key changed through one (deleted,
 //! blocked, regenerated, its lease revoked) is refused by the other within a second, even though
-//! the other had it cached (LISTEN/NOTIFY, not the cache TTL).
+//! the other had it cached (LISTEN/NOTIFY, not the cache TTL). An instance skips its own
+//! announcements when they come back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use keygate_mock::{MockConfig, MockServer};
 use serde_json::{json, Value};
+
+use keygate_core::keys::{invalidate::CHANNEL, token};
 
 use common::{config_for_mock, postgres_url, spawn_on, Gateway, ADMIN};
 
@@ -123,4 +126,49 @@ async fn a_key_changed_on_one_instance_is_refused_by_the_other_within_a_second()
         "regenerate seen after {took:?}"
     );
     assert_eq!(pair.chat(&pair.b, &new).await, 200);
+}
+
+#[tokio::test]
+async fn an_instance_skips_its_own_announcements_when_they_come_back() {
+    let Some(url) = postgres_url() else { return };
+    let pair = Pair::start(&url).await;
+    let key = pair.cached_key().await;
+    let token_id = token::token_id(&key);
+    let (a, b) = (&pair.a.state, &pair.b.state);
+    assert!(a.keys().holds(&token_id) && b.keys().holds(&token_id));
+
+    // A change announced by `a` (a has dropped the key already, and may have read it again
+    // since): b drops the key; a, reading its own announcement, keeps what it holds.
+    let store = a.store().clone();
+    let keygate_core::store::Store::Postgres(pool) = &store else {
+        panic!("a PostgreSQL store")
+    };
+    let notify = |payload: String| {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(payload)
+            .execute(pool)
+    };
+    notify(format!("{token_id},@{}", a.instance()))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while b.keys().holds(&token_id) {
+        assert!(started.elapsed() < Duration::from_secs(3), "b kept the key");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Both listeners got it at the same time; give a's a moment to act on it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        a.keys().holds(&token_id),
+        "a dropped the key on its own announcement"
+    );
+
+    // From an instance that names none (an older one): both drop it.
+    notify(token_id.clone()).await.unwrap();
+    let started = Instant::now();
+    while a.keys().holds(&token_id) {
+        assert!(started.elapsed() < Duration::from_secs(3), "a kept the key");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
