@@ -92,6 +92,7 @@ class Forwarder:
         self.port = self._sock.getsockname()[1]
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._cuts = 0  # cut() calls so far, so a connection half set up when one came is cut too
         self.accepted = 0
         self.restore()
 
@@ -110,10 +111,15 @@ class Forwarder:
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.accepted += 1
+        cuts = self._cuts
         try:
             up_r, up_w = await asyncio.open_connection(*self.target)
         except OSError:
             client_w.close()
+            return
+        if self._cuts != cuts:  # cut while connecting upstream: this connection is cut too
+            client_w.transport.abort()
+            up_w.transport.abort()
             return
         self._writers.update((client_w, up_w))
         try:
@@ -126,6 +132,7 @@ class Forwarder:
         self._server = await asyncio.start_server(self._handle, sock=self._sock)
 
     async def _cut(self) -> None:
+        self._cuts += 1
         if self._server is not None:
             self._server.close()  # stops accepting; the socket is closed with it
             self._server = None
