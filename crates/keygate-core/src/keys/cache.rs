@@ -269,36 +269,38 @@ mod tests {
     }
 
     #[test]
-    fn a_change_to_another_key_does_not_stop_a_read_being_cached() {
-        let cache = KeyCache::default();
-        let read = cache.begin_read("a");
-        cache.invalidate("b");
-        read.end(found("a", false));
-        assert_eq!(cached_blocked(&cache, "a"), Some(false));
-        assert!(cache.reads.lock().unwrap().is_empty());
+    fn a_read_is_cached_unless_its_own_key_changed_meanwhile() {
+        type Change = fn(&KeyCache);
+        let changes: [(&str, Change, Option<bool>); 3] = [
+            (
+                "another key changed",
+                |cache| cache.invalidate("b"),
+                Some(false),
+            ),
+            ("its key changed", |cache| cache.invalidate("a"), None),
+            ("everything dropped", KeyCache::clear, None),
+        ];
+        for (what, change, cached) in changes {
+            let cache = KeyCache::default();
+            let read = cache.begin_read("a");
+            change(&cache);
+            read.end(found("a", false));
+            assert_eq!(cached_blocked(&cache, "a"), cached, "{what}");
+            assert!(cache.reads.lock().unwrap().is_empty(), "{what}");
+        }
     }
 
     #[test]
-    fn a_read_a_change_to_its_key_overtook_is_not_cached() {
+    fn a_read_begun_after_a_change_is_cached_though_one_begun_before_is_not() {
         let cache = KeyCache::default();
         let before = cache.begin_read("a");
         cache.invalidate("a");
         let after = cache.begin_read("a");
         before.end(found("a", false));
         assert_eq!(cached_blocked(&cache, "a"), None);
-        // A read begun after the change holds the key as changed: it is cached.
         after.end(found("a", true));
         assert_eq!(cached_blocked(&cache, "a"), Some(true));
         assert!(cache.reads.lock().unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_read_overtaken_by_clear_is_not_cached() {
-        let cache = KeyCache::default();
-        let read = cache.begin_read("a");
-        cache.clear();
-        read.end(found("a", false));
-        assert_eq!(cached_blocked(&cache, "a"), None);
     }
 
     #[test]
