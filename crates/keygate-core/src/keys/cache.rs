@@ -201,7 +201,8 @@ impl KeyCache {
         self.tasks.wait().await;
     }
 
-    /// Whether a lookup of `token_id` would be answered without asking the store.
+    /// Whether the cache has an entry for `token_id`: the key's record, or that there is no such
+    /// key (a lookup reads the store again once that is more than two seconds old).
     pub fn holds(&self, token_id: &str) -> bool {
         self.entries.contains_key(token_id)
     }
