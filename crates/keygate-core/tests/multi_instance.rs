@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use keygate_mock::{MockConfig, MockServer};
 use serde_json::{json, Value};
 
-use keygate_core::keys::{invalidate::CHANNEL, token};
+use keygate_core::keys::{invalidate, token};
+use keygate_core::store::Store;
 
 use common::{config_for_mock, postgres_url, spawn_on, Gateway, ADMIN};
 
@@ -139,19 +140,7 @@ async fn an_instance_skips_its_own_announcements_when_they_come_back() {
 
     // A change announced by `a` (a has dropped the key already, and may have read it again
     // since): b drops the key; a, reading its own announcement, keeps what it holds.
-    let store = a.store().clone();
-    let keygate_core::store::Store::Postgres(pool) = &store else {
-        panic!("a PostgreSQL store")
-    };
-    let notify = |payload: String| {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(payload)
-            .execute(pool)
-    };
-    notify(format!("{token_id},@{}", a.instance()))
-        .await
-        .unwrap();
+    invalidate::announce(a.store(), a.instance(), std::slice::from_ref(&token_id)).await;
     let started = Instant::now();
     while b.keys().holds(&token_id) {
         assert!(started.elapsed() < Duration::from_secs(3), "b kept the key");
@@ -165,7 +154,15 @@ async fn an_instance_skips_its_own_announcements_when_they_come_back() {
     );
 
     // From an instance that names none (an older one): both drop it.
-    notify(token_id.clone()).await.unwrap();
+    let Store::Postgres(pool) = a.store() else {
+        panic!("a PostgreSQL store")
+    };
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(invalidate::CHANNEL)
+        .bind(&token_id)
+        .execute(pool)
+        .await
+        .unwrap();
     let started = Instant::now();
     while a.keys().holds(&token_id) {
         assert!(started.elapsed() < Duration::from_secs(3), "a kept the key");

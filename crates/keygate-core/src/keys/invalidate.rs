@@ -34,9 +34,9 @@ pub async fn announce<S: AsRef<str>>(store: &Store, instance: &str, token_ids: &
     let Store::Postgres(pool) = store else {
         return;
     };
+    let origin = format!("@{instance}");
     for chunk in token_ids.chunks(IDS_PER_NOTIFY) {
         let mut payload: Vec<&str> = chunk.iter().map(AsRef::as_ref).collect();
-        let origin = format!("@{instance}");
         payload.push(&origin);
         let sent = sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
