@@ -174,10 +174,10 @@ impl KeyCache {
     }
 
     fn refresh_in_background(&self, store: &Store, token_id: &str) {
-        let mut refreshing = match self.refreshing.lock() {
-            Ok(set) => set,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut refreshing = self
+            .refreshing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if !refreshing.insert(token_id.to_owned()) {
             return;
         }
@@ -187,11 +187,11 @@ impl KeyCache {
             if let Err(err) = cache.load(&store, &token_id).await {
                 tracing::warn!(error = %err, "background key refresh failed; the cached entry expires as usual");
             }
-            let mut refreshing = match cache.refreshing.lock() {
-                Ok(set) => set,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            refreshing.remove(&token_id);
+            cache
+                .refreshing
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&token_id);
         });
     }
 
